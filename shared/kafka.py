@@ -1,0 +1,268 @@
+"""Kafka plumbing shared by the services: clients from settings, the topic registry on a cluster,
+dead-letter records, and reading a compacted topic into memory.
+
+The consume-process-produce loop is in ``shared.processor``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.structs import ConsumerRecord
+
+from shared.settings import KafkaSettings
+from shared.topics import ALL_TOPICS, DEAD_LETTER, TopicSpec
+
+__all__ = [
+    "DLQ_HEADER_PREFIX",
+    "Output",
+    "TopicReport",
+    "client_options",
+    "dead_letter",
+    "ensure_topics",
+    "make_admin",
+    "make_consumer",
+    "make_producer",
+    "read_table",
+]
+
+log = logging.getLogger(__name__)
+
+DLQ_HEADER_PREFIX = "mlc.error."
+
+
+@dataclass(frozen=True)
+class Output:
+    """A record to produce: ``topic`` is the registry name (the namespace is added when sent)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def client_options(settings: KafkaSettings) -> dict[str, Any]:
+    """Connection options common to every aiokafka client, from ``KAFKA_*`` settings."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "security_protocol": settings.security_protocol,
+        "request_timeout_ms": settings.request_timeout_ms,
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
+        )
+        if settings.ssl_certfile:
+            context.load_cert_chain(
+                str(settings.ssl_certfile), str(settings.ssl_keyfile) if settings.ssl_keyfile else None
+            )
+        context.check_hostname = settings.ssl_check_hostname
+        options["ssl_context"] = context
+    if settings.security_protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return options
+
+
+def make_producer(
+    settings: KafkaSettings, client_id: str, transactional_id: str | None = None
+) -> AIOKafkaProducer:
+    """An idempotent producer (transactional when ``transactional_id`` is given)."""
+    extra: dict[str, Any] = {}
+    if transactional_id is not None:
+        extra["transactional_id"] = settings.namespace + transactional_id
+        extra["transaction_timeout_ms"] = settings.transaction_timeout_ms
+    return AIOKafkaProducer(
+        **client_options(settings),
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        **extra,
+    )
+
+
+def make_consumer(
+    settings: KafkaSettings,
+    client_id: str,
+    group_id: str | None,
+    *topics: str,
+    max_poll_records: int = 1000,
+    **extra: Any,
+) -> AIOKafkaConsumer:
+    """A consumer that only sees committed transactions and never commits on its own."""
+    return AIOKafkaConsumer(
+        *(settings.topic(t) for t in topics),
+        **client_options(settings),
+        client_id=client_id,
+        group_id=group_id,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=max_poll_records,
+        **extra,
+    )
+
+
+def make_admin(settings: KafkaSettings, client_id: str = "mlc-admin") -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**client_options(settings), client_id=client_id)
+
+
+@dataclass(frozen=True)
+class TopicReport:
+    name: str
+    status: str  # "created" | "ok" | "mismatch"
+    detail: str = ""
+
+
+async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, tuple[int, dict[str, str]]]:
+    described: dict[str, tuple[int, dict[str, str]]] = {}
+    for topic in await admin.describe_topics(names):
+        if topic.get("error_code", 0) == 0:
+            described[topic["topic"]] = (len(topic["partitions"]), {})
+    if described:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in described]
+        for response in await admin.describe_configs(resources):
+            for resource in response.resources:
+                _, _, _, name, entries = resource[:5]
+                if name in described:
+                    described[name] = (described[name][0], {e[0]: e[1] for e in entries})
+    return described
+
+
+async def ensure_topics(
+    settings: KafkaSettings, specs: Iterable[TopicSpec] = ALL_TOPICS, replication_factor: int = 1
+) -> list[TopicReport]:
+    """Create missing topics and verify existing ones against the registry. Idempotent.
+
+    An existing topic with other partitions or another cleanup policy is reported as a mismatch and
+    left alone: changing either on a live topic is an operator's decision.
+    """
+    specs = list(specs)
+    admin = make_admin(settings)
+    await admin.start()
+    try:
+        names = {settings.topic(s.name): s for s in specs}
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, spec.partitions, replication_factor, topic_configs=spec.config())
+            for name, spec in names.items()
+            if name not in existing
+        ]
+        reports: list[TopicReport] = []
+        if missing:
+            response = await admin.create_topics(missing, timeout_ms=settings.request_timeout_ms)
+            for name, code, *_ in response.topic_errors:
+                # 36 = TOPIC_ALREADY_EXISTS: another process created it meanwhile.
+                if code not in (0, 36):
+                    raise RuntimeError(f"cannot create topic {name}: Kafka error code {code}")
+        created = {t.name for t in missing}
+        described = await _describe(admin, list(names))
+        for name, spec in names.items():
+            if name in created:
+                reports.append(TopicReport(name, "created"))
+                continue
+            partitions, config = described.get(name, (0, {}))
+            problems = []
+            if partitions != spec.partitions:
+                problems.append(f"partitions {partitions} (registry: {spec.partitions})")
+            if config.get("cleanup.policy") != spec.cleanup_policy:
+                problems.append(f"cleanup.policy {config.get('cleanup.policy')} (registry: {spec.cleanup_policy})")
+            reports.append(TopicReport(name, "mismatch" if problems else "ok", "; ".join(problems)))
+        return reports
+    finally:
+        await admin.close()
+
+
+def dead_letter(
+    record: ConsumerRecord[bytes, bytes],
+    *,
+    stage: str,
+    reason: str,
+    message: str,
+    group: str,
+    exception: BaseException | None = None,
+) -> Output:
+    """The dead-letter record for a consumed record that can never be processed.
+
+    The original key and bytes are kept unchanged; why and where are in ``mlc.error.*`` headers, in
+    the spirit of Kafka Connect's ``__connect.errors.*``.
+    """
+    headers = [
+        ("topic", record.topic.encode()),
+        ("partition", str(record.partition).encode()),
+        ("offset", str(record.offset).encode()),
+        ("group", group.encode()),
+        ("stage", stage.encode()),
+        ("reason", reason.encode()),
+        ("message", message[:2000].encode()),
+    ]
+    if exception is not None:
+        headers.append(("exception.class", type(exception).__name__.encode()))
+    return Output(
+        topic=DEAD_LETTER.name,
+        key=record.key,
+        value=record.value,
+        headers=tuple((DLQ_HEADER_PREFIX + k, v) for k, v in headers),
+    )
+
+
+async def read_table(
+    settings: KafkaSettings,
+    topic: str,
+    partitions: Iterable[int] | None = None,
+    client_id: str = "mlc-table-reader",
+) -> dict[bytes, bytes]:
+    """Read a compacted topic from the beginning to its current end: the latest value per key.
+
+    Tombstones remove keys. Only committed records are read, so a crashed transaction's writes never
+    become state.
+    """
+    consumer = make_consumer(settings, client_id, None, max_poll_records=5000)
+    await consumer.start()
+    try:
+        full = settings.topic(topic)
+        available = consumer.partitions_for_topic(full)
+        if available is None:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - first metadata fetch
+            available = consumer.partitions_for_topic(full) or set()
+        wanted = sorted(available if partitions is None else set(partitions) & available)
+        tps = [TopicPartition(full, p) for p in wanted]
+        if not tps:
+            return {}
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        table: dict[bytes, bytes] = {}
+        pending = {tp for tp in tps if end[tp] > 0}
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=1000)
+            for tp, records in batches.items():
+                for rec in records:
+                    if rec.key is None:
+                        continue
+                    if rec.value is None:
+                        table.pop(rec.key, None)
+                    else:
+                        table[rec.key] = rec.value
+            for tp in list(pending):
+                # With read_committed the position can stop short of end offsets that point past
+                # transaction markers, so compare positions, not the last record's offset.
+                if await consumer.position(tp) >= end[tp]:
+                    pending.discard(tp)
+            await asyncio.sleep(0)
+        return table
+    finally:
+        await consumer.stop()

@@ -1,0 +1,146 @@
+"""The process shell every service runs in: logging, /metrics, /healthz, /readyz, and signals.
+
+A service implements ``Service``: ``start`` connects (Kafka, outside systems), ``run`` works until
+the stop event is set, ``close`` releases everything, ``readiness`` says whether it can do its job
+right now and why not. ``run_service`` wires that to SIGTERM/SIGINT and returns the exit code:
+0 after a clean stop, 1 when the service failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Generator
+from typing import Any, Protocol
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from shared.logging import configure_logging
+from shared.metrics import SERVICE_INFO, SERVICE_READY
+from shared.settings import DEFAULT_PORTS, ServiceSettings
+
+__all__ = ["Readiness", "Service", "build_http_app", "run_service"]
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+class Readiness(Protocol):
+    def __call__(self) -> tuple[bool, dict[str, Any]]: ...
+
+
+class Service(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Connect to what the service needs. Called once, before ``run``."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Do the work until ``stop`` is set, then return."""
+
+    async def close(self) -> None:
+        """Release connections; called once after ``run`` returns or fails."""
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """(ready, details) for /readyz."""
+
+    def http_app(self) -> Any | None:
+        """An optional ASGI app mounted under / beside the probes (the audit API)."""
+
+
+def build_http_app(service: Service, started_at: float) -> Starlette:
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "service": service.name, "uptime_s": round(time.monotonic() - started_at, 1)})
+
+    async def readyz(_: Request) -> JSONResponse:
+        ready, details = service.readiness()
+        SERVICE_READY.labels(service.name).set(1 if ready else 0)
+        return JSONResponse({"ready": ready, "service": service.name, **details}, status_code=200 if ready else 503)
+
+    routes: list[Any] = [
+        Route("/metrics", metrics),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]
+    extra = service.http_app()
+    if extra is not None:
+        routes.append(Mount("/", app=extra))
+    return Starlette(routes=routes)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the service's own loop: the service, not uvicorn, owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def _main(service: Service, settings: ServiceSettings) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    started_at = time.monotonic()
+    port = settings.http_port or DEFAULT_PORTS.get(service.name, 9100)
+    server = _EmbeddedServer(
+        uvicorn.Config(
+            build_http_app(service, started_at),
+            host=settings.http_host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    http = asyncio.create_task(server.serve(), name="http")
+    SERVICE_INFO.labels(service.name, settings.instance_id, VERSION).set(1)
+    log.info("starting", extra={"http_port": port, "instance": settings.instance_id})
+    code = 0
+    try:
+        start = asyncio.create_task(service.start())
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({start, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if start in done:
+            start.result()
+            log.info("started")
+            await service.run(stop)
+        else:
+            start.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await start
+        stopper.cancel()
+        log.info("stopping on request")
+    except Exception:
+        log.exception("service failed")
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(service.close(), timeout=30)
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(http, timeout=10)
+    log.info("stopped", extra={"exit_code": code})
+    return code
+
+
+def run_service(service: Service, settings: ServiceSettings) -> int:
+    """Run ``service`` until SIGTERM/SIGINT; the return value is the process exit code."""
+    configure_logging(service.name, settings.log_level, settings.log_format)
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up
+    except ImportError:
+        return asyncio.run(_main(service, settings))
+    return uvloop.run(_main(service, settings))
