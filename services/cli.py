@@ -10,8 +10,7 @@ import asyncio
 import importlib
 import json
 import sys
-from enum import Enum
-from pathlib import Path
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -25,9 +24,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-topics_app = typer.Typer(help="Create or verify the Kafka topics of the event contract.", no_args_is_help=True)
+topics_app = typer.Typer(
+    help="Create or verify the Kafka topics of the event contract.", no_args_is_help=True
+)
 credentials_app = typer.Typer(help="The encrypted credential store.", no_args_is_help=True)
-sim_app = typer.Typer(help="Simulators of SYSPRO and Mailchimp (tests, demo, benchmarks).", no_args_is_help=True)
+sim_app = typer.Typer(
+    help="Simulators of SYSPRO and Mailchimp (tests, demo, benchmarks).", no_args_is_help=True
+)
 app.add_typer(topics_app, name="topics")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(sim_app, name="sim")
@@ -36,7 +39,7 @@ console = Console()
 err = Console(stderr=True)
 
 
-class ServiceName(str, Enum):
+class ServiceName(StrEnum):
     poller = "poller"
     mapper = "mapper"
     loader = "loader"
@@ -99,8 +102,12 @@ def topics_list() -> None:
     for spec in ALL_TOPICS:
         retention = f"{spec.retention_ms // 86_400_000} d" if spec.retention_ms else "-"
         table.add_row(
-            spec.name, spec.key, ", ".join(spec.value_type_names) or "raw bytes",
-            str(spec.partitions), spec.cleanup_policy, retention,
+            spec.name,
+            spec.key,
+            ", ".join(spec.value_type_names) or "raw bytes",
+            str(spec.partitions),
+            spec.cleanup_policy,
+            retention,
         )
     console.print(table)
 
@@ -127,12 +134,18 @@ def credentials_generate_key() -> None:
 def credentials_set_syspro(
     name: str,
     operator: Annotated[str, typer.Option(help="SYSPRO operator code.")],
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the OData password from stdin.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the OData password from stdin.")
+    ] = False,
 ) -> None:
     """Store a SYSPRO operator's OData password (prompted, or read from stdin)."""
     from shared.credentials import CredentialError
 
-    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt("OData password", hide_input=True)
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if password_stdin
+        else typer.prompt("OData password", hide_input=True)
+    )
     try:
         _store().set(name, "syspro", {"secret": password}, {"operator": operator})
     except CredentialError as exc:
@@ -143,14 +156,20 @@ def credentials_set_syspro(
 @credentials_app.command("set-mailchimp")
 def credentials_set_mailchimp(
     name: str,
-    oauth: Annotated[bool, typer.Option("--oauth", help="The secret is an OAuth access token, not an API key.")] = False,
-    secret_stdin: Annotated[bool, typer.Option("--secret-stdin", help="Read the key or token from stdin.")] = False,
+    oauth: Annotated[
+        bool, typer.Option("--oauth", help="The secret is an OAuth access token, not an API key.")
+    ] = False,
+    secret_stdin: Annotated[
+        bool, typer.Option("--secret-stdin", help="Read the key or token from stdin.")
+    ] = False,
 ) -> None:
     """Store a Mailchimp API key (data center from its suffix) or OAuth token (from the metadata endpoint)."""
     from services.loader.credentials import resolve_mailchimp_credential
     from shared.credentials import CredentialError
 
-    secret = sys.stdin.readline().strip() if secret_stdin else typer.prompt("API key or token", hide_input=True)
+    secret = (
+        sys.stdin.readline().strip() if secret_stdin else typer.prompt("API key or token", hide_input=True)
+    )
     try:
         kind, meta = resolve_mailchimp_credential(secret, oauth=oauth)
         _store().set(name, kind, {"secret": secret}, meta)
@@ -185,7 +204,9 @@ def credentials_delete(name: str) -> None:
 
 @credentials_app.command("rotate")
 def credentials_rotate(
-    new_key_stdin: Annotated[bool, typer.Option("--new-key-stdin", help="Read the new key from stdin.")] = False,
+    new_key_stdin: Annotated[
+        bool, typer.Option("--new-key-stdin", help="Read the new key from stdin.")
+    ] = False,
 ) -> None:
     """Re-encrypt every credential under a new master key (printed unless given on stdin)."""
     from shared.credentials import CredentialError, generate_key
@@ -207,7 +228,9 @@ def sim_syspro(
     customers: Annotated[int, typer.Option(help="Generate this many customers.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the generated company.")] = 42,
     operator: Annotated[str, typer.Option(help="Operator code accepted.")] = "ADMIN",
-    password: Annotated[str, typer.Option(help="That operator's OData password.", envvar="MLC_SIM_SYSPRO_PASSWORD")] = "odata",
+    password: Annotated[
+        str, typer.Option(help="That operator's OData password.", envvar="MLC_SIM_SYSPRO_PASSWORD")
+    ] = "odata",
 ) -> None:
     """Serve a simulated SYSPRO (OData + e.net) with a generated company."""
     from simulators._server import serve_forever
@@ -216,14 +239,21 @@ def sim_syspro(
     config = SysproSimConfig(operators={operator: {"odata_password": password, "login_password": password}})
     sim = SysproSimulator(config)
     sim.generate(customers, seed)
-    serve_forever(sim.app, host, port, on_started=lambda: err.print(f"SYSPRO simulator on http://{host}:{port}"))
+    serve_forever(
+        sim.app, host, port, on_started=lambda: err.print(f"SYSPRO simulator on http://{host}:{port}")
+    )
 
 
 @sim_app.command("mailchimp")
 def sim_mailchimp(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8082,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    api_key: Annotated[str, typer.Option(help="API key accepted (its -dcN suffix is the data center).", envvar="MLC_SIM_MAILCHIMP_KEY")] = "0123456789abcdef0123456789abcdef-us6",
+    api_key: Annotated[
+        str,
+        typer.Option(
+            help="API key accepted (its -dcN suffix is the data center).", envvar="MLC_SIM_MAILCHIMP_KEY"
+        ),
+    ] = "0123456789abcdef0123456789abcdef-us6",
     list_id: Annotated[str, typer.Option(help="Create an audience with this id.")] = "a1b2c3d4e5",
     latency_ms: Annotated[float, typer.Option(help="Latency of member PUTs in ms.")] = 0.0,
 ) -> None:
@@ -235,7 +265,9 @@ def sim_mailchimp(
     config = MailchimpSimConfig(data_centers=[dc], api_keys=[api_key], latency_ms={"member_put": latency_ms})
     sim = MailchimpSimulator(config)
     sim.create_list(list_id=list_id, name="Customers")
-    serve_forever(sim.app, host, port, on_started=lambda: err.print(f"Mailchimp simulator on http://{host}:{port}"))
+    serve_forever(
+        sim.app, host, port, on_started=lambda: err.print(f"Mailchimp simulator on http://{host}:{port}")
+    )
 
 
 def main() -> None:

@@ -57,9 +57,7 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
         "request_timeout_ms": settings.request_timeout_ms,
     }
     if settings.security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(
-            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
-        )
+        context = ssl.create_default_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
         if settings.ssl_certfile:
             context.load_cert_chain(
                 str(settings.ssl_certfile), str(settings.ssl_keyfile) if settings.ssl_keyfile else None
@@ -179,7 +177,9 @@ async def ensure_topics(
             if partitions != spec.partitions:
                 problems.append(f"partitions {partitions} (registry: {spec.partitions})")
             if config.get("cleanup.policy") != spec.cleanup_policy:
-                problems.append(f"cleanup.policy {config.get('cleanup.policy')} (registry: {spec.cleanup_policy})")
+                problems.append(
+                    f"cleanup.policy {config.get('cleanup.policy')} (registry: {spec.cleanup_policy})"
+                )
             reports.append(TopicReport(name, "mismatch" if problems else "ok", "; ".join(problems)))
         return reports
     finally:
@@ -236,7 +236,7 @@ async def read_table(
         full = settings.topic(topic)
         available = consumer.partitions_for_topic(full)
         if available is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - first metadata fetch
+            await consumer._client.force_metadata_update()
             available = consumer.partitions_for_topic(full) or set()
         wanted = sorted(available if partitions is None else set(partitions) & available)
         tps = [TopicPartition(full, p) for p in wanted]
@@ -249,7 +249,7 @@ async def read_table(
         pending = {tp for tp in tps if end[tp] > 0}
         while pending:
             batches = await consumer.getmany(*pending, timeout_ms=1000)
-            for tp, records in batches.items():
+            for records in batches.values():
                 for rec in records:
                     if rec.key is None:
                         continue

@@ -19,7 +19,9 @@ __all__ = [
     "TRANSACTION_FAILURES",
 ]
 
-SERVICE_INFO = Gauge("mlc_service_info", "Static facts about this process", ["service", "instance", "version"])
+SERVICE_INFO = Gauge(
+    "mlc_service_info", "Static facts about this process", ["service", "instance", "version"]
+)
 SERVICE_READY = Gauge("mlc_service_ready", "1 when the service reports ready on /readyz", ["service"])
 
 RECORDS_CONSUMED = Counter(

@@ -16,10 +16,11 @@ Errors:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
@@ -41,12 +42,12 @@ __all__ = ["Handler", "Record", "Retryable", "TransactionalProcessor"]
 
 log = logging.getLogger(__name__)
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 Handler = Callable[[Sequence[Record]], Awaitable[Sequence[Output]]]
 PartitionsHook = Callable[[set[TopicPartition]], Awaitable[None]]
 
 
-class Retryable(Exception):  # noqa: N818 - it is a signal, not an error report
+class Retryable(Exception):
     """Raised by a handler when the batch may succeed later (an outside system is down)."""
 
 
@@ -130,7 +131,9 @@ class TransactionalProcessor:
         backoff = self.retry_backoff
         while not stop.is_set():
             batches = await self.consumer.getmany(timeout_ms=500, max_records=self.max_batch)
-            records = [rec for tp in sorted(batches, key=lambda t: (t.topic, t.partition)) for rec in batches[tp]]
+            records = [
+                rec for tp in sorted(batches, key=lambda t: (t.topic, t.partition)) for rec in batches[tp]
+            ]
             if not records:
                 self._update_lag()
                 continue
@@ -147,10 +150,8 @@ class TransactionalProcessor:
                     extra={"error": f"{type(exc).__name__}: {exc}", "retry_in_s": round(backoff, 2)},
                 )
                 self._rewind(records)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
                 backoff = min(backoff * 2, self.max_retry_backoff)
             self._update_lag()
 
@@ -189,7 +190,9 @@ class TransactionalProcessor:
     def _dead_letter(self, rec: Record, reason: str, message: str, exc: BaseException | None) -> Output:
         topic = rec.topic.removeprefix(self.settings.namespace)
         DEAD_LETTERS.labels(self.service, topic, reason).inc()
-        return dead_letter(rec, stage=self.service, reason=reason, message=message, group=self.group_id, exception=exc)
+        return dead_letter(
+            rec, stage=self.service, reason=reason, message=message, group=self.group_id, exception=exc
+        )
 
     async def _process(self, records: Sequence[Record]) -> None:
         started = time.perf_counter()

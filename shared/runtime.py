@@ -62,12 +62,16 @@ def build_http_app(service: Service, started_at: float) -> Starlette:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "service": service.name, "uptime_s": round(time.monotonic() - started_at, 1)})
+        return JSONResponse(
+            {"status": "ok", "service": service.name, "uptime_s": round(time.monotonic() - started_at, 1)}
+        )
 
     async def readyz(_: Request) -> JSONResponse:
         ready, details = service.readiness()
         SERVICE_READY.labels(service.name).set(1 if ready else 0)
-        return JSONResponse({"ready": ready, "service": service.name, **details}, status_code=200 if ready else 503)
+        return JSONResponse(
+            {"ready": ready, "service": service.name, **details}, status_code=200 if ready else 503
+        )
 
     routes: list[Any] = [
         Route("/metrics", metrics),
@@ -140,7 +144,7 @@ def run_service(service: Service, settings: ServiceSettings) -> int:
     """Run ``service`` until SIGTERM/SIGINT; the return value is the process exit code."""
     configure_logging(service.name, settings.log_level, settings.log_format)
     try:
-        import uvloop  # noqa: PLC0415 - optional speed-up
+        import uvloop
     except ImportError:
         return asyncio.run(_main(service, settings))
     return uvloop.run(_main(service, settings))

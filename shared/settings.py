@@ -67,13 +67,13 @@ class KafkaSettings(BaseSettings):
 
     def check_security(self) -> None:
         """Cross-field rules pydantic cannot express per field."""
-        if self.security_protocol.startswith("SASL_"):
-            if not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
-                raise SettingsError(
-                    "KAFKA_SECURITY_PROTOCOL is "
-                    f"{self.security_protocol}: KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and "
-                    "KAFKA_SASL_PASSWORD are required"
-                )
+        if self.security_protocol.startswith("SASL_") and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise SettingsError(
+                f"KAFKA_SECURITY_PROTOCOL is {self.security_protocol}: KAFKA_SASL_MECHANISM, "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required"
+            )
         for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():

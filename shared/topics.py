@@ -18,8 +18,8 @@ from shared.events import (
     Event,
     MailchimpMemberUpsert,
     MemberState,
-    MemberSyncFailed,
     MemberSynced,
+    MemberSyncFailed,
     PollCheckpoint,
     PollRunCompleted,
     PollRunFailed,
@@ -65,7 +65,7 @@ class TopicSpec:
 
     def config(self) -> dict[str, str]:
         """Topic-level configs to create it with (and to verify)."""
-        cfg = {"cleanup.policy": self.cleanup_policy}
+        cfg: dict[str, str] = {"cleanup.policy": self.cleanup_policy}
         if self.retention_ms is not None:
             cfg["retention.ms"] = str(self.retention_ms)
         cfg.update(self.extra_config)

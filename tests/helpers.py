@@ -26,7 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 async def wait_for(
-    condition: Callable[[], Awaitable[T | None] | T | None], timeout: float = 30.0, interval: float = 0.1,
+    condition: Callable[[], Awaitable[T | None] | T | None],
+    timeout: float = 30.0,
+    interval: float = 0.1,
     message: str = "condition",
 ) -> T:
     """Poll ``condition`` until it returns something truthy, or fail after ``timeout`` seconds."""
@@ -55,7 +57,10 @@ async def produce(settings: KafkaSettings, topic: str, events: Iterable[Event]) 
 
 
 async def produce_raw(
-    settings: KafkaSettings, topic: str, value: bytes | None, key: bytes | None = None,
+    settings: KafkaSettings,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None = None,
     headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
     producer = make_producer(settings, "test-producer")
@@ -110,7 +115,10 @@ class ServiceProcess:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "run", self.service],
-            env=self.env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         return self
 
@@ -120,15 +128,19 @@ class ServiceProcess:
 
     async def wait_ready(self, timeout: float = 60.0) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=2.0) as client:
+
             async def ready() -> dict[str, Any] | None:
                 assert self.proc is not None
                 if self.proc.poll() is not None:
-                    raise AssertionError(f"{self.service} exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
+                    raise AssertionError(
+                        f"{self.service} exited with {self.proc.returncode}:\n{self.logs()[-3000:]}"
+                    )
                 with contextlib.suppress(httpx.HTTPError):
                     response = await client.get(f"{self.url}/readyz")
                     if response.status_code == 200:
                         return dict(response.json())
                 return None
+
             return await wait_for(ready, timeout, 0.2, f"{self.service} /readyz")
 
     def logs(self) -> str:

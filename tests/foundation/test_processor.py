@@ -17,8 +17,13 @@ from tests.helpers import produce, produce_raw, read_all, read_events, wait_for
 
 def _change(customer: str) -> CustomerChanged:
     return CustomerChanged(
-        connection_id="acme", customer=customer, change="created", row={"Customer": customer},
-        row_hash="h", run_id=uuid.uuid4(), strategy="snapshot",
+        connection_id="acme",
+        customer=customer,
+        change="created",
+        row={"Customer": customer},
+        row_hash="h",
+        run_id=uuid.uuid4(),
+        strategy="snapshot",
     )
 
 
@@ -29,8 +34,11 @@ async def _reject_everything(records: Sequence[Record]) -> list[Output]:
         if change.customer == "boom":
             raise RuntimeError("handler bug on this record")
         rejected = CustomerRejected(
-            connection_id=change.connection_id, customer=change.customer, reason="no_email",
-            causation_id=change.event_id, correlation_id=change.correlation_id,
+            connection_id=change.connection_id,
+            customer=change.customer,
+            reason="no_email",
+            causation_id=change.event_id,
+            correlation_id=change.correlation_id,
         )
         out.append(Output(CUSTOMER_REJECTED.name, rejected.key(), encode(rejected)))
     return out
@@ -49,7 +57,9 @@ async def test_outputs_and_offsets_commit_together_and_a_failing_record_is_dead_
         rejected = await wait_for(
             lambda: _count(kafka, CUSTOMER_REJECTED.name, 2), timeout=60, message="two rejections"
         )
-        dead = await wait_for(lambda: _count(kafka, DEAD_LETTER.name, 2), timeout=30, message="two dead letters")
+        dead = await wait_for(
+            lambda: _count(kafka, DEAD_LETTER.name, 2), timeout=30, message="two dead letters"
+        )
     finally:
         stop.set()
         await task
