@@ -36,6 +36,8 @@ def _config(app: Any, host: str, port: int) -> uvicorn.Config:
         # Many concurrent keep-alive connections from loaders and benchmarks.
         backlog=2048,
         timeout_keep_alive=30,
+        # Injected timeout faults can hold a request for minutes; do not let them hold a shutdown.
+        timeout_graceful_shutdown=2,
     )
 
 
