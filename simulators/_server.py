@@ -33,6 +33,8 @@ def _config(app: Any, host: str, port: int) -> uvicorn.Config:
         log_level="warning",
         access_log=False,
         lifespan="off",
+        # The simulators send the real systems' Server header; uvicorn's own would be a second one.
+        server_header=False,
         # Many concurrent keep-alive connections from loaders and benchmarks.
         backlog=2048,
         timeout_keep_alive=30,
