@@ -141,7 +141,7 @@ async def _describe(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, t
 
 
 async def ensure_topics(
-    settings: KafkaSettings, specs: Iterable[TopicSpec] = ALL_TOPICS, replication_factor: int = 1
+    settings: KafkaSettings, specs: Iterable[TopicSpec] = ALL_TOPICS, replication_factor: int | None = None
 ) -> list[TopicReport]:
     """Create missing topics and verify existing ones against the registry. Idempotent.
 
@@ -149,6 +149,7 @@ async def ensure_topics(
     left alone: changing either on a live topic is an operator's decision.
     """
     specs = list(specs)
+    replication_factor = replication_factor or settings.replication_factor
     admin = make_admin(settings)
     await admin.start()
     try:

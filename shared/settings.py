@@ -49,6 +49,8 @@ class KafkaSettings(BaseSettings):
     #: on one cluster. Empty in production unless the cluster is shared.
     namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
     request_timeout_ms: int = Field(default=30_000, ge=1000)
+    #: Replication factor of the topics ``ml-connector topics create`` makes (3 on a production cluster).
+    replication_factor: int = Field(default=1, ge=1)
     #: Kafka transaction timeout: after a crash, read_committed consumers wait at most this long for
     #: the dead producer's open transaction to be aborted.
     transaction_timeout_ms: int = Field(default=15_000, ge=1000)
