@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.audit.cli import audit_app, replay_app
+
 app = typer.Typer(
     name="ml-connector",
     help="Keep Mailchimp audiences in sync with SYSPRO's customer master.",
@@ -34,6 +36,8 @@ sim_app = typer.Typer(
 app.add_typer(topics_app, name="topics")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(sim_app, name="sim")
+app.add_typer(audit_app, name="audit")
+app.add_typer(replay_app, name="replay")
 
 console = Console()
 err = Console(stderr=True)
@@ -234,9 +238,12 @@ def sim_syspro(
 ) -> None:
     """Serve a simulated SYSPRO (OData + e.net) with a generated company."""
     from simulators._server import serve_forever
-    from simulators.syspro import SysproSimConfig, SysproSimulator
+    from pydantic import SecretStr
 
-    config = SysproSimConfig(operators={operator: {"odata_password": password, "login_password": password}})
+    from simulators.syspro import OperatorSecrets, SysproSimConfig, SysproSimulator
+
+    secret = SecretStr(password)
+    config = SysproSimConfig(operators={operator: OperatorSecrets(odata_password=secret, login_password=secret)})
     sim = SysproSimulator(config)
     sim.generate(customers, seed)
     serve_forever(

@@ -40,7 +40,7 @@ async def wait_for(
             result = await result
         last = result
         if result:
-            return result  # type: ignore[return-value]
+            return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
         await asyncio.sleep(interval)
