@@ -237,13 +237,15 @@ def sim_syspro(
     ] = "odata",
 ) -> None:
     """Serve a simulated SYSPRO (OData + e.net) with a generated company."""
-    from simulators._server import serve_forever
     from pydantic import SecretStr
 
+    from simulators._server import serve_forever
     from simulators.syspro import OperatorSecrets, SysproSimConfig, SysproSimulator
 
     secret = SecretStr(password)
-    config = SysproSimConfig(operators={operator: OperatorSecrets(odata_password=secret, login_password=secret)})
+    config = SysproSimConfig(
+        operators={operator: OperatorSecrets(odata_password=secret, login_password=secret)}
+    )
     sim = SysproSimulator(config)
     sim.generate(customers, seed)
     serve_forever(
