@@ -139,19 +139,31 @@ def credentials_set_syspro(
     name: str,
     operator: Annotated[str, typer.Option(help="SYSPRO operator code.")],
     password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the OData password from stdin.")
+        bool, typer.Option("--password-stdin", help="Read the OData password from stdin (first line).")
+    ] = False,
+    enet_password: Annotated[
+        bool, typer.Option("--enet-password", help="Also ask for the operator's e.net logon password.")
+    ] = False,
+    company_password: Annotated[
+        bool, typer.Option("--company-password", help="Also ask for the company password (e.net logon).")
     ] = False,
 ) -> None:
-    """Store a SYSPRO operator's OData password (prompted, or read from stdin)."""
+    """Store a SYSPRO operator's OData password (prompted, or read from stdin), and optionally the
+    e.net logon and company passwords (prompted, or the next stdin lines)."""
     from shared.credentials import CredentialError
 
-    password = (
-        sys.stdin.readline().rstrip("\n")
-        if password_stdin
-        else typer.prompt("OData password", hide_input=True)
-    )
+    def ask(label: str) -> str:
+        if password_stdin:
+            return sys.stdin.readline().rstrip("\n")
+        return str(typer.prompt(label, hide_input=True))
+
+    secrets = {"secret": ask("OData password")}
+    if enet_password:
+        secrets["enet_password"] = ask("e.net logon password")
+    if company_password:
+        secrets["company_password"] = ask("company password")
     try:
-        _store().set(name, "syspro", {"secret": password}, {"operator": operator})
+        _store().set(name, "syspro", secrets, {"operator": operator})
     except CredentialError as exc:
         _fail(str(exc))
     console.print(f"stored syspro credential [bold]{name}[/]")
