@@ -9,6 +9,7 @@ __all__ = [
     "AUTH_REFUSALS",
     "ERRORS",
     "EVENTS_EMITTED",
+    "INTERVAL",
     "KNOWN_CUSTOMERS",
     "LAST_SUCCESS",
     "ODATA_REQUESTS",
@@ -52,4 +53,9 @@ AUTH_REFUSALS = Counter(
 )
 KNOWN_CUSTOMERS = Gauge(
     "mlc_poller_known_customers", "Customers in the poller's snapshot (last seen hashes)", ["connection"]
+)
+INTERVAL = Gauge(
+    "mlc_poller_interval_seconds",
+    "Configured poll interval; alerts compare the age of the last success with it",
+    ["connection"],
 )

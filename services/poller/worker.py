@@ -101,6 +101,7 @@ class ConnectionWorker:
         self.last_success: datetime | None = None
         self.last_error: dict[str, Any] | None = None
         metrics.KNOWN_CUSTOMERS.labels(self.id).set(len(state.known))
+        metrics.INTERVAL.labels(self.id).set(self.source.interval_seconds)
 
     # ----- credentials (read afresh each time: a rotated password is picked up without a restart) ----
 
