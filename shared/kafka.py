@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.structs import ConsumerRecord
 
 from shared.settings import KafkaSettings
@@ -101,6 +102,9 @@ def make_consumer(
     **extra: Any,
 ) -> AIOKafkaConsumer:
     """A consumer that only sees committed transactions and never commits on its own."""
+    # Range assignment gives a member the same partition numbers of every topic it reads, which keeps
+    # co-partitioned topics (changes and results in the mapper) together; round-robin would not.
+    extra.setdefault("partition_assignment_strategy", (RangePartitionAssignor,))
     return AIOKafkaConsumer(
         *(settings.topic(t) for t in topics),
         **client_options(settings),

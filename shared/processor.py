@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
@@ -224,10 +225,13 @@ class TransactionalProcessor:
             if futures:
                 await asyncio.gather(*futures)
             self._positions.update(offsets)
-        for rec in records:
-            RECORDS_CONSUMED.labels(self.service, rec.topic.removeprefix(self.settings.namespace)).inc()
-        for o in outputs:
-            RECORDS_PRODUCED.labels(self.service, o.topic).inc()
+        # Count per topic, then touch each labelled metric once: per-record label lookups showed up as
+        # a measurable share of the hot path.
+        consumed = Counter(rec.topic for rec in records)
+        for topic, n in consumed.items():
+            RECORDS_CONSUMED.labels(self.service, topic.removeprefix(self.settings.namespace)).inc(n)
+        for topic, n in Counter(o.topic for o in outputs).items():
+            RECORDS_PRODUCED.labels(self.service, topic).inc(n)
         self.batches += 1
         BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
 

@@ -96,8 +96,16 @@ class MapperService:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start(self) -> None:
         started = time.perf_counter()
         self.tables.owners.update(await self.feed.load())
+        await self.feed.partitions(MEMBER_STATE.name)
         metrics.STATE_LOAD_SECONDS.labels("email_ownership").set(time.perf_counter() - started)
         metrics.OWNERS.set(len(self.tables.owners))
         log.info("email ownership loaded", extra={"entries": len(self.tables.owners)})
