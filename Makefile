@@ -59,7 +59,7 @@ fmt: $(STAMP) ## Format the code
 	$(VENV)/bin/ruff check --fix .
 
 demo: $(STAMP) ## The whole pipeline on simulators, with a live summary (ARGS=--once to stop at the end)
-	$(PY) -m services.demo $(ARGS)
+	$(PY) -m simulators.demo $(ARGS)
 
 bench: $(STAMP) ## All benchmark scenarios at full size (writes bench/results and docs/benchmarks.md)
 	$(PY) -m bench $(ARGS)

@@ -11,6 +11,7 @@ import importlib
 import json
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -289,6 +290,31 @@ def sim_mailchimp(
     serve_forever(
         sim.app, host, port, on_started=lambda: err.print(f"Mailchimp simulator on http://{host}:{port}")
     )
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(help="Customers in the simulated company.")] = 3000,
+    interval: Annotated[float, typer.Option(help="Poll interval in seconds.")] = 5.0,
+    once: Annotated[bool, typer.Option("--once", help="Stop at the end instead of running on.")] = False,
+    connections: Annotated[
+        Path | None,
+        typer.Option(help="A real connections file: run the services against it, no simulators."),
+    ] = None,
+    workdir: Annotated[Path | None, typer.Option(help="Logs, config and audit db (.run/demo).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated company.")] = 42,
+) -> None:
+    """The whole pipeline on simulators with a live summary and scripted SYSPRO changes (`make demo`)."""
+    from simulators.demo import main as demo_main
+
+    argv = ["--customers", str(customers), "--interval", str(interval), "--seed", str(seed)]
+    if once:
+        argv.append("--once")
+    if connections is not None:
+        argv += ["--connections", str(connections)]
+    if workdir is not None:
+        argv += ["--workdir", str(workdir)]
+    raise typer.Exit(demo_main(argv))
 
 
 def main() -> None:

@@ -131,6 +131,11 @@ async def _main(service: Service, settings: ServiceSettings) -> int:
         log.exception("service failed")
         code = 1
     finally:
+        # Already stopping: a repeated signal (a second Ctrl-C, a supervisor's SIGTERM) must not kill
+        # the process half-way through closing. Closing is bounded by timeouts; SIGKILL still works.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(service.close(), timeout=30)
         server.should_exit = True

@@ -81,6 +81,9 @@ class ServiceProcess:
             cwd=REPO,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            # Its own session: a Ctrl-C meant for the driver must not also reach the service, which
+            # is stopped deliberately (SIGTERM) by whoever started it.
+            start_new_session=True,
         )
         return self
 
@@ -273,6 +276,8 @@ class LocalStack:
                 continue
             name_labels, _, value = line.rpartition(" ")
             name = name_labels.split("{", 1)[0]
+            if name.endswith("_created"):
+                continue
             with contextlib.suppress(ValueError):
                 totals[name] = totals.get(name, 0.0) + float(value)
         return totals

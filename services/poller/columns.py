@@ -43,7 +43,8 @@ def audience_columns(audience: Audience) -> set[str]:
     if policy.inactive_credit_statuses or policy.overdue_tags:
         columns.add("CreditStatus")
     if policy.inactive_after_days_without_sale is not None:
-        columns.add("DateLastSale")
+        # A customer who never bought anything is judged by the day it was added.
+        columns.update(("DateLastSale", "DateCustAdded"))
     if policy.inactive_column:
         columns.add(policy.inactive_column)
     return columns
