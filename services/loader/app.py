@@ -1,10 +1,10 @@
 """The loader service shell: consume ``MailchimpMemberUpsert`` commands, apply them, commit results.
 
-Kafka lives here only: a ``PipelinedProcessor`` hands each consumed batch to the
-``CommandHandler`` (a second batch may start while the first finishes) and commits each batch's
-results and dead letters together with its offsets, in order. The
-shell also keeps the connection limiter informed of the consumer group's size: on every rebalance
-(before the new assignment is processed) and every ``MLC_LOADER_GROUP_REFRESH_SECONDS``.
+The shell wires the parts together: a ``PipelinedProcessor`` (``pipeline.py``, the Kafka loop) hands
+each consumed batch to the ``CommandHandler`` (a second batch may start while the first finishes) and
+commits each batch's results and dead letters together with its offsets, in order. The shell also
+keeps the connection limiter informed of the consumer group's size (``membership.py``): on every
+rebalance, before the new assignment is processed, and every ``MLC_LOADER_GROUP_REFRESH_SECONDS``.
 """
 
 from __future__ import annotations
