@@ -19,6 +19,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.structs import ConsumerRecord
 
+from shared.metrics import CONSUMER_LAG
 from shared.settings import KafkaSettings
 from shared.topics import ALL_TOPICS, DEAD_LETTER, TopicSpec
 
@@ -33,6 +34,7 @@ __all__ = [
     "make_consumer",
     "make_producer",
     "read_table",
+    "report_lag",
 ]
 
 log = logging.getLogger(__name__)
@@ -271,3 +273,25 @@ async def read_table(
         return table
     finally:
         await consumer.stop()
+
+
+async def report_lag(consumer: AIOKafkaConsumer, group_id: str, namespace: str) -> None:
+    """Set ``mlc_consumer_lag_records`` for every assigned partition.
+
+    Lag is the consumer's position against the last stable offset. The position, not the last record's
+    offset + 1, because each transaction leaves a commit marker after its records: counting from the
+    last record would never reach 0 on a fully caught-up consumer.
+    """
+    for tp in consumer.assignment():
+        end = consumer.last_stable_offset(tp)
+        if end is None:
+            end = consumer.highwater(tp)
+        if end is None:
+            continue
+        try:
+            position = await consumer.position(tp)
+        except Exception:  # noqa: S112 - a partition being revoked right now; the next round reports it
+            continue
+        CONSUMER_LAG.labels(group_id, tp.topic.removeprefix(namespace), str(tp.partition)).set(
+            max(0, end - position)
+        )

@@ -28,10 +28,9 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
 from shared.codec import DecodeError
-from shared.kafka import Output, dead_letter, make_consumer, make_producer
+from shared.kafka import Output, dead_letter, make_consumer, make_producer, report_lag
 from shared.metrics import (
     BATCH_SECONDS,
-    CONSUMER_LAG,
     DEAD_LETTERS,
     RECORDS_CONSUMED,
     RECORDS_PRODUCED,
@@ -115,7 +114,6 @@ class TransactionalProcessor:
             settings, f"mlc-{service}-{instance_id}", transactional_id=f"mlc-{service}-{instance_id}"
         )
         self.batches = 0
-        self._positions: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
         await self.producer.start()
@@ -136,7 +134,7 @@ class TransactionalProcessor:
                 rec for tp in sorted(batches, key=lambda t: (t.topic, t.partition)) for rec in batches[tp]
             ]
             if not records:
-                self._update_lag()
+                await report_lag(self.consumer, self.group_id, self.settings.namespace)
                 continue
             try:
                 await self._process(records)
@@ -154,7 +152,7 @@ class TransactionalProcessor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
                 backoff = min(backoff * 2, self.max_retry_backoff)
-            self._update_lag()
+            await report_lag(self.consumer, self.group_id, self.settings.namespace)
 
     def _rewind(self, records: Sequence[Record]) -> None:
         first: dict[TopicPartition, int] = {}
@@ -224,7 +222,6 @@ class TransactionalProcessor:
                 await self.producer.send_offsets_to_transaction(offsets, self.group_id)
             if futures:
                 await asyncio.gather(*futures)
-            self._positions.update(offsets)
         # Count per topic, then touch each labelled metric once: per-record label lookups showed up as
         # a measurable share of the hot path.
         consumed = Counter(rec.topic for rec in records)
@@ -234,13 +231,3 @@ class TransactionalProcessor:
             RECORDS_PRODUCED.labels(self.service, topic).inc(n)
         self.batches += 1
         BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
-
-    def _update_lag(self) -> None:
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            position = self._positions.get(tp)
-            if high is None or position is None:
-                continue
-            CONSUMER_LAG.labels(
-                self.group_id, tp.topic.removeprefix(self.settings.namespace), str(tp.partition)
-            ).set(max(0, high - position))

@@ -24,8 +24,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import Engine, func, select
 
-from shared.kafka import make_consumer
-from shared.metrics import BATCH_SECONDS, CONSUMER_LAG, RECORDS_CONSUMED
+from shared.kafka import make_consumer, report_lag
+from shared.metrics import BATCH_SECONDS, RECORDS_CONSUMED
 from shared.settings import KafkaSettings, ServiceSettings, load
 from shared.topics import (
     CUSTOMER_CHANGED,
@@ -89,7 +89,6 @@ class AuditService:
         self.last_error: str | None = None
         self.last_write_at: float | None = None
         self.batches = 0
-        self._positions: dict[TopicPartition, int] = {}
         self.api_enabled = settings.api_token is not None or settings.api_insecure
         self._api: Any = create_api(self._engine, settings.api_token) if self.api_enabled else disabled_api()
 
@@ -150,7 +149,7 @@ class AuditService:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(stop.wait(), timeout=backoff)
                         backoff = min(backoff * 2, 30.0)
-                self._update_lag()
+                await report_lag(self.consumer, self.group_id, self.kafka.namespace)
         finally:
             gauges.cancel()
 
@@ -178,7 +177,6 @@ class AuditService:
             result = await asyncio.to_thread(self.store.append, consumed)
             STORE_WRITE_SECONDS.observe(time.perf_counter() - started)
             offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
-            self._positions.update(offsets)
             try:
                 await self.consumer.commit(offsets)
             except KafkaError as exc:
@@ -213,15 +211,6 @@ class AuditService:
         for tp, offset in first.items():
             if tp in assignment:
                 self.consumer.seek(tp, offset)
-
-    def _update_lag(self) -> None:
-        assert self.consumer is not None
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            position = self._positions.get(tp)
-            if high is not None and position is not None:
-                topic = tp.topic.removeprefix(self.kafka.namespace)
-                CONSUMER_LAG.labels(self.group_id, topic, str(tp.partition)).set(max(0, high - position))
 
     async def _refresh_state_gauges(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -32,10 +32,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from shared.codec import DecodeError
-from shared.kafka import Output, dead_letter, make_consumer, make_producer
+from shared.kafka import Output, dead_letter, make_consumer, make_producer, report_lag
 from shared.metrics import (
     BATCH_SECONDS,
-    CONSUMER_LAG,
     DEAD_LETTERS,
     RECORDS_CONSUMED,
     RECORDS_PRODUCED,
@@ -134,7 +133,6 @@ class PipelinedProcessor:
         )
         self.batches = 0
         self._inflight: deque[_Batch] = deque()
-        self._positions: dict[TopicPartition, int] = {}
         #: Bumped on every rebalance: records whose fetch spanned one are consumed again (``_refetch``).
         self._generation = 0
         self._failed = False
@@ -186,7 +184,7 @@ class PipelinedProcessor:
                 backoff = min(backoff * 2, self.max_retry_backoff)
             elif len(self._inflight) >= self.depth and not self._inflight[0].task.done():
                 await asyncio.wait({self._inflight[0].task})
-            self._update_lag()
+            await report_lag(self.consumer, self.group_id, self.settings.namespace)
         async with self._lock:
             await self._drain()
 
@@ -311,20 +309,9 @@ class PipelinedProcessor:
             await self.producer.send_offsets_to_transaction(offsets, self.group_id)
         if futures:
             await asyncio.gather(*futures)
-        self._positions.update(offsets)
         for topic, count in Counter(r.topic for r in batch.records).items():
             RECORDS_CONSUMED.labels(self.service, topic.removeprefix(self.settings.namespace)).inc(count)
         for topic, count in Counter(o.topic for o in outputs).items():
             RECORDS_PRODUCED.labels(self.service, topic).inc(count)
         self.batches += 1
         BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - batch.started)
-
-    def _update_lag(self) -> None:
-        for tp in self.consumer.assignment():
-            high = self.consumer.highwater(tp)
-            position = self._positions.get(tp)
-            if high is None or position is None:
-                continue
-            CONSUMER_LAG.labels(
-                self.group_id, tp.topic.removeprefix(self.settings.namespace), str(tp.partition)
-            ).set(max(0, high - position))

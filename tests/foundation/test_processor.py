@@ -6,6 +6,8 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 
+from prometheus_client import REGISTRY
+
 from shared.codec import decode_as, encode
 from shared.events import CustomerChanged, CustomerRejected
 from shared.kafka import Output
@@ -68,6 +70,17 @@ async def test_outputs_and_offsets_commit_together_and_a_failing_record_is_dead_
     reasons = sorted(dict(r.headers)["mlc.error.reason"].decode() for r in dead)
     assert reasons == ["not_json", "processing_error"]
     assert {r.value for r in dead} >= {b"not json"}
+
+
+def _lag(group: str) -> float | None:
+    samples = [
+        s.value
+        for metric in REGISTRY.collect()
+        if metric.name == "mlc_consumer_lag_records"
+        for s in metric.samples
+        if s.labels.get("group") == group
+    ]
+    return sum(samples) if samples else None
 
 
 async def _count(settings: KafkaSettings, topic: str, n: int) -> list[object] | None:
