@@ -194,6 +194,8 @@ class MailchimpMemberUpsert(_CustomerEvent):
     tags_remove: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     replay_of: UUID | None = None
+    #: When the poller saw the change this command comes from: the start of the freshness clock.
+    change_occurred_at: AwareUTC | None = None
 
 
 class CustomerRejected(_CustomerEvent):

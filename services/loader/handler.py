@@ -27,7 +27,7 @@ from services.loader import errors
 from services.loader.bulk import BulkAnswer, chunk_sizes, subscribe_chunk
 from services.loader.mailchimp_client import MailchimpClient, MailchimpUnavailable
 from services.loader.member_sync import MemberSync, Tally
-from services.loader.metrics import FAILED, OUTAGES, SYNCED
+from services.loader.metrics import FAILED, FRESHNESS, OUTAGES, SYNCED
 from services.loader.settings import LoaderSettings
 from services.loader.targets import Targets, Unresolvable
 from services.loader.upsert_request import (
@@ -270,6 +270,9 @@ class CommandHandler:
             outputs.append(Output(MEMBER_RESULT.name, result.key(), encode(result)))
             if isinstance(result, MemberSynced):
                 synced[(result.outcome, result.via)] += 1
+                cmd = job.cmd
+                if cmd is not None and cmd.change_occurred_at is not None and cmd.replay_of is None:
+                    FRESHNESS.observe(max(0.0, (result.occurred_at - cmd.change_occurred_at).total_seconds()))
                 continue
             FAILED.labels(result.reason, str(result.permanent).lower()).inc()
             if result.permanent:

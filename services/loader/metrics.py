@@ -13,6 +13,7 @@ from services.loader.limiter import AdaptiveLimiter
 __all__ = [
     "BULK_MEMBERS",
     "FAILED",
+    "FRESHNESS",
     "GROUP_SIZE",
     "IN_FLIGHT",
     "LIMIT",
@@ -86,3 +87,8 @@ def limiter_changed(limiter: AdaptiveLimiter) -> None:
         gauges = _GAUGES[limiter.name] = (IN_FLIGHT.labels(limiter.name), LIMIT.labels(limiter.name))
     gauges[0].set(limiter.in_flight)
     gauges[1].set(limiter.limit)
+FRESHNESS = Histogram(
+    "mlc_loader_freshness_seconds",
+    "From the poller seeing a change in SYSPRO to its result in Mailchimp (replays excluded)",
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600),
+)

@@ -41,6 +41,7 @@ class CustomerInput:
     row: dict[str, RowValue]
     causation_id: UUID | None
     correlation_id: UUID
+    occurred_at: str | None = None
 
 
 @dataclass(slots=True)

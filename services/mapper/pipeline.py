@@ -83,12 +83,28 @@ def decode_change(value: bytes | None) -> CustomerInput:
                 pass
             else:
                 return CustomerInput(
-                    env.connection_id, env.customer, env.change, row, env.event_id, env.correlation_id
+                    env.connection_id,
+                    env.customer,
+                    env.change,
+                    row,
+                    env.event_id,
+                    env.correlation_id,
+                    _iso(env.occurred_at),
                 )
     event = decode_as(value, CustomerChanged)
     return CustomerInput(
-        event.connection_id, event.customer, event.change, event.row, event.event_id, event.correlation_id
+        event.connection_id,
+        event.customer,
+        event.change,
+        event.row,
+        event.event_id,
+        event.correlation_id,
+        _iso(event.occurred_at),
     )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 class MapperPipeline:
@@ -168,7 +184,7 @@ class MapperPipeline:
             out.append(self._dead_letter(rec, exc))
             return
         tally[("change", inp.change)] += 1
-        env = Envelope(inp.connection_id, inp.customer, inp.causation_id, inp.correlation_id)
+        env = Envelope(inp.connection_id, inp.customer, inp.causation_id, inp.correlation_id, inp.occurred_at)
         plan = self.plans.get(inp.connection_id)
         if plan is None:
             detail = f"connection {inp.connection_id} is not in the connections file"

@@ -52,6 +52,8 @@ class Envelope:
     customer: str
     causation_id: uuid.UUID | None
     correlation_id: uuid.UUID
+    #: ``occurred_at`` of the change behind these outputs (ISO text), carried onto commands.
+    origin_at: str | None = None
 
     def fields(self, event_type: str, stamp: Stamp) -> dict[str, object]:
         return {
@@ -85,6 +87,7 @@ def encode_command(env: Envelope, stamp: Stamp, cmd: Command) -> bytes:
         tags_remove=cmd.tags_remove,
         notes=cmd.notes,
         replay_of=None,
+        change_occurred_at=env.origin_at,
     )
     return orjson.dumps(data)
 

@@ -41,6 +41,9 @@ async def test_generated_company_reaches_mailchimp_as_the_policy_says(start_stac
     loader = await counters(stack, "loader")
     assert loader["mlc_loader_synced_total"] == len(members)
     assert loader.get("mlc_loader_failed_total", 0) == 0
+    # Every synced member's freshness (change seen -> Mailchimp result) was measured.
+    assert loader["mlc_loader_freshness_seconds_count"] == len(members)
+    assert 0 < loader["mlc_loader_freshness_seconds_sum"] / len(members) < 60
 
     codes = stack.stop()
     assert codes == {"poller": 0, "mapper": 0, "loader": 0, "audit": 0}
