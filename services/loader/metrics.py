@@ -87,6 +87,8 @@ def limiter_changed(limiter: AdaptiveLimiter) -> None:
         gauges = _GAUGES[limiter.name] = (IN_FLIGHT.labels(limiter.name), LIMIT.labels(limiter.name))
     gauges[0].set(limiter.in_flight)
     gauges[1].set(limiter.limit)
+
+
 FRESHNESS = Histogram(
     "mlc_loader_freshness_seconds",
     "From the poller seeing a change in SYSPRO to its result in Mailchimp (replays excluded)",
