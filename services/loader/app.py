@@ -160,11 +160,18 @@ class LoaderService:
 
 def create_service(settings: ServiceSettings) -> LoaderService:
     """Build the loader from the environment and the connections file (fails fast when invalid)."""
+    connections = load_connections(settings.connections_file)
+    store = open_store(load(CredentialSettings))
+    # Every audience's credential must decrypt now: a wrong master key is a start-up error, not a
+    # failure of every command later.
+    for connection in connections.connections:
+        for audience in connection.audiences:
+            store.get(audience.credential)
     return LoaderService(
         settings,
         load(KafkaSettings),
         load(MailchimpSettings),
         load(LoaderSettings),
-        load_connections(settings.connections_file),
-        open_store(load(CredentialSettings)),
+        connections,
+        store,
     )

@@ -197,18 +197,29 @@ class MapperService:
                 )
             )
             for partition, table in zip(load_now, tables, strict=True):
-                self.tables.load_partition(
-                    partition,
-                    {
-                        k.decode(): memory_from_state(MemberState.model_validate_json(v))
-                        for k, v in table.items()
-                    },
-                )
+                self.tables.load_partition(partition, _member_states(partition, table))
             metrics.STATE_LOAD_SECONDS.labels("member_state").set(time.perf_counter() - started)
             log.info("member states loaded", extra={"partitions": load_now, "states": sum(map(len, tables))})
         self._assigned = partitions
         self._just_revoked = set()
         metrics.MEMBER_STATES.set(self.tables.member_count)
+
+
+def _member_states(partition: int, table: dict[bytes, bytes]) -> dict[str, Any]:
+    """Decode one partition's member states. A record that is not a valid ``MemberState`` (something
+    another producer wrote onto the compacted topic) is skipped with a warning: it cannot be state, and
+    refusing to start over it would stop the whole pipeline."""
+    states: dict[str, Any] = {}
+    for key, value in table.items():
+        try:
+            states[key.decode("utf-8", "replace")] = memory_from_state(MemberState.model_validate_json(value))
+        except ValueError as exc:
+            metrics.INVALID_STATE_RECORDS.inc()
+            log.warning(
+                "ignoring an invalid member-state record",
+                extra={"partition": partition, "error": str(exc).splitlines()[0][:300]},
+            )
+    return states
 
 
 def create_service(settings: ServiceSettings) -> MapperService:

@@ -13,6 +13,7 @@ from prometheus_client import Counter, Gauge
 __all__ = [
     "CHANGES",
     "COMMANDS",
+    "INVALID_STATE_RECORDS",
     "MEMBER_STATES",
     "NOTES",
     "OWNERS",
@@ -70,3 +71,8 @@ def publish(tally: Tally[tuple[str, str]]) -> None:
             TERMINAL.inc(count)
         else:
             _BY_KIND[kind].labels(label).inc(count)
+
+INVALID_STATE_RECORDS = Counter(
+    "mlc_mapper_invalid_state_records_total",
+    "Records on the member-state topic that are not valid MemberState events, skipped at load",
+)

@@ -35,7 +35,8 @@ OwnershipRecord = tuple[str, str | None, bool]
 def _owner(value: bytes | None) -> str | None:
     if value is None:
         return None
-    customer = orjson.loads(value).get("customer")
+    record = orjson.loads(value)
+    customer = record.get("customer") if isinstance(record, dict) else None
     if not isinstance(customer, str):
         raise ValueError("EmailOwnership record without a customer")
     return customer
