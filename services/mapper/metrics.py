@@ -72,6 +72,7 @@ def publish(tally: Tally[tuple[str, str]]) -> None:
         else:
             _BY_KIND[kind].labels(label).inc(count)
 
+
 INVALID_STATE_RECORDS = Counter(
     "mlc_mapper_invalid_state_records_total",
     "Records on the member-state topic that are not valid MemberState events, skipped at load",
