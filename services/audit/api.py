@@ -104,7 +104,7 @@ def create_api(engine: EngineProvider, token: SecretStr | None) -> FastAPI:
     return api
 
 
-@router.get("/customers/{customer}/timeline", response_model=Timeline, tags=["customers"])
+@router.get("/customers/{customer:path}/timeline", response_model=Timeline, tags=["customers"])
 def customer_timeline(customer: str, db: Store, connection: Connection = None) -> Timeline:
     """What happened to a customer: poll, change, command, result, rejections and dead letters, linked
     by causation, with the Mailchimp response of failures and the customer's current state."""

@@ -29,7 +29,9 @@ from shared.events import (
     PollRunFailed,
 )
 from shared.kafka import DLQ_HEADER_PREFIX
-from shared.topics import DEAD_LETTER
+from shared.topics import ALL_TOPICS, DEAD_LETTER
+
+_TOPICS = {spec.name: spec for spec in ALL_TOPICS}
 
 __all__ = ["ConsumedRecord", "Projected", "customer_from_key", "project_record", "project_records"]
 
@@ -182,6 +184,15 @@ def project_record(rec: ConsumedRecord, recorded_at: datetime, namespace: str = 
         row["reason"] = exc.reason
         row["detail"] = exc.message[:2000]
         row["event_type"] = exc.event_type[:64] if exc.event_type else None
+        row["raw"] = rec.value
+        row["connection_id"], row["customer"] = customer_from_key(rec.key)
+        return Projected(row)
+    spec = _TOPICS.get(rec.topic)
+    if spec is not None and spec.value_types and not isinstance(event, spec.value_types):
+        row["kind"] = "undecodable"
+        row["reason"] = "unexpected_type"
+        row["detail"] = f"{event.event_type} does not belong on {rec.topic}"
+        row["event_type"] = event.event_type
         row["raw"] = rec.value
         row["connection_id"], row["customer"] = customer_from_key(rec.key)
         return Projected(row)

@@ -36,7 +36,9 @@ def _owner(value: bytes | None) -> str | None:
     if value is None:
         return None
     record = orjson.loads(value)
-    customer = record.get("customer") if isinstance(record, dict) else None
+    if not isinstance(record, dict) or record.get("event_type") != "EmailOwnership":
+        raise ValueError("not an EmailOwnership record")
+    customer = record.get("customer")
     if not isinstance(customer, str):
         raise ValueError("EmailOwnership record without a customer")
     return customer
