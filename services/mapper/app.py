@@ -3,9 +3,10 @@
 ``TransactionalProcessor`` consumes ``syspro.customer.changed.v1`` and ``mailchimp.member.result.v1``
 (co-partitioned) and commits each batch's commands, rejections, state records and offsets in one
 transaction. Member states of the assigned partitions are read from ``mailchimp.member.state.v1`` on
-assignment; the email-ownership table is read in full at start and followed (``ownership_feed``). The
-in-memory tables change while a batch is handled, so they are committed or rolled back with its
-transaction (``_StatefulProcessor``).
+assignment, and the email-ownership table in full at start, both written into the local state store
+(``tables``: a SQLite file, ``MLC_MAPPER_STATE_DIR``) as they are read; ownership is then followed
+(``ownership_feed``). The tables change while a batch is handled, so they are committed or rolled back
+with its transaction (``_StatefulProcessor``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -25,7 +26,7 @@ from services.mapper import metrics
 from services.mapper.ownership_feed import OwnershipFeed, OwnershipRecord
 from services.mapper.pipeline import MapperPipeline
 from services.mapper.plan import plan_connections
-from services.mapper.records import memory_from_state
+from services.mapper.records import CustomerMemory, memory_from_state
 from services.mapper.settings import MapperSettings
 from services.mapper.tables import MapperTables
 from shared.connections import ConnectionsConfig, load_connections
@@ -77,7 +78,12 @@ class MapperService:
         self.settings = settings or MapperSettings()
         self.instance_id = instance_id
         self.incarnation = uuid.uuid4().hex.encode()
-        self.tables = MapperTables(track_own_writes=self.settings.follow_ownership)
+        self.tables = MapperTables(
+            track_own_writes=self.settings.follow_ownership,
+            state_dir=self.settings.state_dir,
+            name=f"mapper-{_file_safe(instance_id)}-{self.incarnation.decode()[:8]}",
+            cache_mb=self.settings.state_cache_mb,
+        )
         self.pipeline = MapperPipeline(
             plan_connections(connections),
             self.tables,
@@ -104,7 +110,7 @@ class MapperService:
 
     async def _start(self) -> None:
         started = time.perf_counter()
-        self.tables.owners.update(await self.feed.load())
+        await self.feed.load(self.tables.load_owners)
         await self.feed.partitions(MEMBER_STATE.name)
         metrics.STATE_LOAD_SECONDS.labels("email_ownership").set(time.perf_counter() - started)
         metrics.OWNERS.set(len(self.tables.owners))
@@ -140,7 +146,10 @@ class MapperService:
             if self.processor is not None:
                 await self.processor.close()
         finally:
-            await self.feed.close()
+            try:
+                await self.feed.close()
+            finally:
+                self.tables.close()
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         assigned = self.processor is not None and self.processor.assigned.is_set()
@@ -188,38 +197,45 @@ class MapperService:
         load_now = sorted(partitions - keep)
         if load_now:
             started = time.perf_counter()
-            tables = await asyncio.gather(
-                *(
-                    read_table(
-                        self.kafka, MEMBER_STATE.name, [p], client_id=f"mlc-mapper-{self.instance_id}-state"
-                    )
-                    for p in load_now
+            states = 0
+            # One partition at a time, written to the store as it is decoded: a restore holds one
+            # partition's records, not every partition's records and states at once.
+            for partition in load_now:
+                table = await read_table(
+                    self.kafka,
+                    MEMBER_STATE.name,
+                    [partition],
+                    client_id=f"mlc-mapper-{self.instance_id}-state",
                 )
-            )
-            for partition, table in zip(load_now, tables, strict=True):
                 self.tables.load_partition(partition, _member_states(partition, table))
+                states += len(table)
+                del table
             metrics.STATE_LOAD_SECONDS.labels("member_state").set(time.perf_counter() - started)
-            log.info("member states loaded", extra={"partitions": load_now, "states": sum(map(len, tables))})
+            log.info("member states loaded", extra={"partitions": load_now, "states": states})
         self._assigned = partitions
         self._just_revoked = set()
         metrics.MEMBER_STATES.set(self.tables.member_count)
 
 
-def _member_states(partition: int, table: dict[bytes, bytes]) -> dict[str, Any]:
-    """Decode one partition's member states. A record that is not a valid ``MemberState`` (something
-    another producer wrote onto the compacted topic) is skipped with a warning: it cannot be state, and
-    refusing to start over it would stop the whole pipeline."""
-    states: dict[str, Any] = {}
+def _file_safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:64]
+
+
+def _member_states(partition: int, table: dict[bytes, bytes]) -> Iterator[tuple[str, CustomerMemory]]:
+    """Decode one partition's member states, one by one. A record that is not a valid ``MemberState``
+    (something another producer wrote onto the compacted topic) is skipped with a warning: it cannot be
+    state, and refusing to start over it would stop the whole pipeline."""
     for key, value in table.items():
         try:
-            states[key.decode("utf-8", "replace")] = memory_from_state(MemberState.model_validate_json(value))
+            memory = memory_from_state(MemberState.model_validate_json(value))
         except ValueError as exc:
             metrics.INVALID_STATE_RECORDS.inc()
             log.warning(
                 "ignoring an invalid member-state record",
                 extra={"partition": partition, "error": str(exc).splitlines()[0][:300]},
             )
-    return states
+            continue
+        yield key.decode("utf-8", "replace"), memory
 
 
 def create_service(settings: ServiceSettings) -> MapperService:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -52,8 +52,10 @@ class OwnershipFeed:
         self._consumer: AIOKafkaConsumer | None = None
         self.records_followed = 0
 
-    async def load(self) -> dict[str, str]:
-        """Start the consumer and read the table as committed right now."""
+    async def load(self, apply: Callable[[Iterable[tuple[str, str | None]]], None]) -> int:
+        """Start the consumer and read the table as committed right now, handing ``apply`` each chunk of
+        ``(key, owner or None for a tombstone)`` in log order (the table is never held whole here).
+        Returns the number of records read."""
         consumer = self._consumer = make_consumer(self.settings, self.client_id, None, max_poll_records=5000)
         await consumer.start()
         topic = self.settings.topic(EMAIL_OWNERSHIP.name)
@@ -62,17 +64,23 @@ class OwnershipFeed:
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
-        table: dict[str, str] = {}
+        loaded = 0
         pending = {tp for tp in tps if end[tp] > 0}
         while pending:
             batches = await consumer.getmany(*pending, timeout_ms=1000)
-            for records in batches.values():
-                for rec in records:
-                    self._apply_loaded(table, rec.key, rec.value)
+            chunk = [
+                entry
+                for records in batches.values()
+                for rec in records
+                if (entry := self._loaded(rec.key, rec.value)) is not None
+            ]
+            if chunk:
+                apply(chunk)
+                loaded += len(chunk)
             for tp in list(pending):
                 if await consumer.position(tp) >= end[tp]:
                     pending.discard(tp)
-        return table
+        return loaded
 
     async def partitions(self, name: str) -> set[int]:
         """The partitions of a registry topic, waiting for metadata to show a topic created a moment ago.
@@ -94,18 +102,14 @@ class OwnershipFeed:
         return set(partitions)
 
     @staticmethod
-    def _apply_loaded(table: dict[str, str], key: bytes | None, value: bytes | None) -> None:
+    def _loaded(key: bytes | None, value: bytes | None) -> tuple[str, str | None] | None:
         if key is None:
-            return
+            return None
         try:
-            owner = _owner(value)
+            return key.decode(), _owner(value)
         except ValueError as exc:
             log.warning("ignoring a malformed ownership record", extra={"error": str(exc)})
-            return
-        if owner is None:
-            table.pop(key.decode(), None)
-        else:
-            table[key.decode()] = owner
+            return None
 
     async def follow(self, deliver: Callable[[list[OwnershipRecord]], None], stop: asyncio.Event) -> None:
         """Hand every committed record after the initial load to ``deliver``, until ``stop`` is set."""

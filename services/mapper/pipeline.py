@@ -207,12 +207,12 @@ class MapperPipeline:
         wake: bool = False,
     ) -> None:
         tables = self.tables
-        owners = tables.owners
+        owner = tables.owner
         prefix = inp.connection_id + ":"
         customer_key = prefix + inp.customer
 
         def owner_of(audience_id: str, subscriber_hash: str) -> str | None:
-            return owners.get(f"{prefix}{audience_id}:{subscriber_hash}")
+            return owner(f"{prefix}{audience_id}:{subscriber_hash}")
 
         decision = decide(
             inp, tables.member(partition, customer_key), owner_of, plan, today, only=only, wake=wake
