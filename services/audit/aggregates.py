@@ -100,9 +100,10 @@ def run_tallies(projected: Iterable[Projected]) -> dict[str, RunTally]:
     """Counts per run (correlation id) of the batch's new rows."""
     tallies: dict[str, RunTally] = {}
     for item in projected:
+        # The row holds the correlation id as text already (str(UUID) is not free at this rate).
+        correlation_id: str = item.row["correlation_id"]
         if item.dead_letter_of is not None:
-            original = item.dead_letter_of
-            _tally(tallies, str(original.correlation_id), original).dead_letters += 1
+            _tally(tallies, correlation_id, item.dead_letter_of).dead_letters += 1
             continue
         event = item.event
         if event is None:
@@ -111,13 +112,13 @@ def run_tallies(projected: Iterable[Projected]) -> dict[str, RunTally]:
             _tally(tallies, str(event.run_id), event).changes += 1
         elif isinstance(event, MailchimpMemberUpsert):
             kind = "replay" if event.replay_of is not None else None
-            _tally(tallies, str(event.correlation_id), event, kind).commands += 1
+            _tally(tallies, correlation_id, event, kind).commands += 1
         elif isinstance(event, MemberSynced):
-            _tally(tallies, str(event.correlation_id), event).synced += 1
+            _tally(tallies, correlation_id, event).synced += 1
         elif isinstance(event, MemberSyncFailed):
-            _tally(tallies, str(event.correlation_id), event).failed += 1
+            _tally(tallies, correlation_id, event).failed += 1
         elif isinstance(event, CustomerRejected):
-            _tally(tallies, str(event.correlation_id), event).rejected += 1
+            _tally(tallies, correlation_id, event).rejected += 1
         elif isinstance(event, PollRunCompleted | PollRunFailed):
             _tally(tallies, str(event.run_id), event, "poll")
     return tallies

@@ -50,7 +50,7 @@ from .settings import AuditServiceSettings
 from .store import AppendResult, AuditStore
 from .sync_state import STATUSES
 
-__all__ = ["AUDITED_TOPICS", "AuditService", "create_service"]
+__all__ = ["AUDITED_TOPICS", "AuditService", "consumed_records", "create_service"]
 
 log = logging.getLogger(__name__)
 
@@ -161,19 +161,7 @@ class AuditService:
             records = [r for r in records if TopicPartition(r.topic, r.partition) in assignment]
             if not records:
                 return
-            ns = self.kafka.namespace
-            consumed = [
-                ConsumedRecord(
-                    r.topic.removeprefix(ns),
-                    r.partition,
-                    r.offset,
-                    r.timestamp,
-                    r.key,
-                    r.value,
-                    tuple((k, v) for k, v in (r.headers or ())),
-                )
-                for r in records
-            ]
+            consumed = consumed_records(records, self.kafka.namespace)
             result = await asyncio.to_thread(self.store.append, consumed)
             STORE_WRITE_SECONDS.observe(time.perf_counter() - started)
             offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
@@ -246,6 +234,23 @@ class AuditService:
 
     def http_app(self) -> Any | None:
         return self._api
+
+
+def consumed_records(records: Sequence[ConsumerRecord[bytes, bytes]], namespace: str) -> list[ConsumedRecord]:
+    """The records as the store takes them: topics without the deployment's namespace."""
+    return [
+        ConsumedRecord(
+            r.topic.removeprefix(namespace),
+            r.partition,
+            r.offset,
+            r.timestamp,
+            r.key,
+            r.value,
+            # Only dead letters carry headers: skip the generator for every other record.
+            tuple((k, v) for k, v in r.headers) if r.headers else (),
+        )
+        for r in records
+    ]
 
 
 def _status_counts(engine: Engine) -> dict[str, int]:

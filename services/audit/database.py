@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import operator
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,26 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, Insert, Table, create_engine, event, text
+from sqlalchemy import Dialect, Engine, Insert, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import StaticPool
 
 from .schema import UtcDateTime
 
-__all__ = ["WRITE", "SchemaError", "current_revision", "head_revision", "make_engine", "migrate", "upsert"]
+__all__ = [
+    "WRITE",
+    "Prepared",
+    "SchemaError",
+    "current_revision",
+    "head_revision",
+    "insert_many",
+    "insert_statement",
+    "make_engine",
+    "migrate",
+    "upsert",
+    "upsert_statement",
+]
 
 log = logging.getLogger(__name__)
 
@@ -122,44 +135,98 @@ def check_schema(engine: Engine) -> None:
         )
 
 
-def execute_many(connection: Connection, table: Table, stmt: Insert, rows: Sequence[dict[str, Any]]) -> int:
-    """executemany an INSERT (or upsert) of ``table`` rows, converting values once, in bulk.
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s(::[A-Z][A-Z ]*)?")
 
-    This is the projection's hot path: SQLAlchemy's generic per-row parameter processing cost more than
-    SQLite's own work. The statement is still compiled by SQLAlchemy for the connection's dialect;
-    only the values are passed straight to the driver. Every row must have the same keys, naming
-    every column the statement needs. Returns the number of rows the database reports written.
+
+class Prepared:
+    """An INSERT (or upsert) of ``table`` compiled once for a dialect, executemany'd on batches of rows.
+
+    This is the projection's hot path: compiling the statement for every batch, and SQLAlchemy's
+    generic per-row parameter processing, cost more than the database's own work. So rows are tuples
+    in ``columns`` order, passed straight to the driver, and only the timestamps are converted here
+    (SQLite: the text ``UtcDateTime`` stores; elsewhere: aware UTC datetimes). On PostgreSQL the
+    statement is rewritten to positional parameters, which psycopg takes as tuples.
     """
-    if not rows:
-        return 0
-    dialect = connection.dialect
-    names = list(rows[0])
-    compiled = stmt.compile(dialect=dialect, column_keys=names)
-    dates = {name for name in names if isinstance(table.c[name].type, UtcDateTime)}
-    to_db = _sqlite_timestamp if dialect.name == "sqlite" else _utc
-    converted: list[Any]
-    if compiled.positional:
-        order = list(compiled.positiontup or ())
-        missing = set(order) - set(names)
+
+    __slots__ = ("_dates", "_sql", "_to_db", "columns")
+
+    def __init__(self, dialect: Dialect, table: Table, stmt: Insert, columns: Sequence[str]) -> None:
+        compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
+        if compiled.positional:
+            order, self._sql = list(compiled.positiontup or ()), compiled.string
+        elif dialect.paramstyle == "pyformat":
+            order, self._sql = _positional(compiled.string)
+        else:
+            raise ValueError(f"{dialect.name}: unsupported parameter style {dialect.paramstyle}")
+        missing = set(order) - set(columns)
         if missing:
             raise ValueError(f"rows lack {sorted(missing)} for {table.name}")
-        values = operator.itemgetter(*order)
-        positions = [i for i, name in enumerate(order) if name in dates]
+        self.columns = tuple(order)
+        self._dates = tuple(i for i, name in enumerate(order) if isinstance(table.c[name].type, UtcDateTime))
+        self._to_db = _sqlite_timestamp if dialect.name == "sqlite" else _utc
+
+    def getter(self) -> Callable[[Any], Any]:
+        """Picks a row's values, in ``columns`` order, out of a mapping (``operator.itemgetter``)."""
+        return operator.itemgetter(*self.columns)
+
+    def run(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> int:
+        """Insert ``rows`` (values in ``columns`` order); the number the database reports written."""
+        if not rows:
+            return 0
+        return connection.exec_driver_sql(self._sql, self._convert(rows)).rowcount
+
+    def run_mappings(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """``run`` for rows as mappings of column name to value."""
+        if not rows:
+            return 0
+        get = self.getter()
+        if len(self.columns) == 1:
+            return self.run(connection, [(get(row),) for row in rows])
+        return self.run(connection, [get(row) for row in rows])
+
+    def _convert(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        dates = self._dates
+        if not dates:
+            return [tuple(row) for row in rows]
+        to_db = self._to_db
         # Many rows share one timestamp object (``recorded_at``): convert it once.
-        last: list[Any] = [object()] * len(order)
-        text: list[Any] = [None] * len(order)
+        last: list[Any] = [object()] * len(self.columns)
+        text: list[Any] = [None] * len(self.columns)
         converted = []
         for row in rows:
-            params = list(values(row)) if len(order) > 1 else [values(row)]
-            for i in positions:
+            params = list(row)
+            for i in dates:
                 value = params[i]
                 if value is not last[i]:
                     last[i], text[i] = value, to_db(value)
                 params[i] = text[i]
             converted.append(tuple(params))
-    else:
-        converted = [{**row, **{n: to_db(row[n]) for n in dates}} for row in rows]
-    return connection.exec_driver_sql(str(compiled), converted).rowcount
+        return converted
+
+
+def _positional(sql: str) -> tuple[list[str], str]:
+    """``INSERT ... VALUES (%(a)s, %(b)s::VARCHAR) <suffix>`` -> ([a, b],
+    ``INSERT ... VALUES (%s, %s::VARCHAR) <suffix>``), keeping the casts the dialect renders."""
+    head, sep, rest = sql.partition(" VALUES (")
+    order: list[str] = []
+    items: list[str] = []
+    pos = 0
+    while sep:
+        match = _PLACEHOLDER.match(rest, pos)
+        if match is None:
+            break
+        order.append(match[1])
+        items.append("%s" + (match[2] or ""))
+        pos = match.end()
+        if rest.startswith(")", pos):
+            suffix = rest[pos + 1 :]
+            if "%(" not in head + suffix:
+                return order, f"{head} VALUES ({', '.join(items)}){suffix}"
+            break
+        if not rest.startswith(", ", pos):
+            break
+        pos += 2
+    raise ValueError(f"cannot rewrite to positional parameters: {sql}")
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -176,18 +243,47 @@ def _sqlite_timestamp(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(" ", "microseconds")[:26]
 
 
+def insert_statement(
+    dialect: Dialect, table: Table, columns: Sequence[str], skip_conflicts_on: str | None = None
+) -> Prepared:
+    """INSERT of ``columns``; with ``skip_conflicts_on`` a row repeating that unique column is not written."""
+    stmt: Insert = table.insert().inline()
+    if skip_conflicts_on is not None:
+        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(table).inline().on_conflict_do_nothing(index_elements=[skip_conflicts_on])
+    return Prepared(dialect, table, stmt, columns)
+
+
+def upsert_statement(
+    dialect: Dialect,
+    table: Table,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    set_: dict[str, Any] | None = None,
+) -> Prepared:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE: both backends speak it.
+
+    ``set_`` maps columns to expressions, or to callables taking the conflicting row (``excluded``)
+    and returning one; by default every non-key column takes the new value.
+    """
+    insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(table).inline()
+    if set_ is None:
+        set_ = {name: stmt.excluded[name] for name in columns if name not in keys}
+    resolved = {name: value(stmt.excluded) if callable(value) else value for name, value in set_.items()}
+    return Prepared(
+        dialect, table, stmt.on_conflict_do_update(index_elements=list(keys), set_=resolved), columns
+    )
+
+
 def insert_many(
     connection: Connection, table: Table, rows: Sequence[dict[str, Any]], skip_conflicts_on: str | None = None
 ) -> int:
-    """executemany'd INSERT; with ``skip_conflicts_on`` a row repeating that unique column is not written.
-
-    Returns the number of rows written.
-    """
-    stmt = table.insert().inline()
-    if skip_conflicts_on is not None:
-        insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(table).inline().on_conflict_do_nothing(index_elements=[skip_conflicts_on])
-    return execute_many(connection, table, stmt, rows)
+    """``insert_statement`` compiled for one call; returns the number of rows written."""
+    if not rows:
+        return 0
+    prepared = insert_statement(connection.dialect, table, list(rows[0]), skip_conflicts_on)
+    return prepared.run_mappings(connection, rows)
 
 
 def upsert(
@@ -197,18 +293,6 @@ def upsert(
     keys: Sequence[str],
     set_: dict[str, Any] | None = None,
 ) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE, executemany'd: both backends speak it.
-
-    ``set_`` maps columns to expressions, or to callables taking the conflicting row (``excluded``)
-    and returning one; by default every non-key column takes the new value.
-    """
-    if not rows:
-        return
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table).inline()
-    if set_ is None:
-        set_ = {name: stmt.excluded[name] for name in rows[0] if name not in keys}
-    resolved = {name: value(stmt.excluded) if callable(value) else value for name, value in set_.items()}
-    execute_many(
-        connection, table, stmt.on_conflict_do_update(index_elements=list(keys), set_=resolved), rows
-    )
+    """``upsert_statement`` compiled for one call."""
+    if rows:
+        upsert_statement(connection.dialect, table, list(rows[0]), keys, set_).run_mappings(connection, rows)

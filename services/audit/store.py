@@ -14,12 +14,13 @@ still stored, as kind ``duplicate`` pointing at the first, and changes no read m
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, case, delete, func, select
+from sqlalchemy import Boolean, Dialect, Engine, and_, bindparam, case, delete, func, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -33,9 +34,18 @@ from shared.events import (
 )
 
 from .aggregates import customer_rows, run_facts, run_tallies
-from .database import WRITE, SchemaError, check_schema, insert_many, make_engine, migrate, upsert
+from .database import (
+    WRITE,
+    SchemaError,
+    check_schema,
+    insert_statement,
+    make_engine,
+    migrate,
+    upsert_statement,
+)
 from .projection import ConsumedRecord, Projected, project_records
-from .schema import customers, events, positions, runs, sync_state
+from .schema import UtcDateTime, customers, events, positions, runs, sync_state
+from .sync_state import FIELDS as STATE_FIELDS
 from .sync_state import CustomerStates, SyncState, apply_events
 
 __all__ = ["AppendResult", "AuditStore"]
@@ -67,6 +77,90 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[start : start + size]
 
 
+_EVENT_COLUMNS = tuple(c.name for c in events.c if c.name != "id")
+_STATE_KEYS = ("connection_id", "customer", "audience_id")
+_COUNTERS = ("changes", "commands", "synced", "failed", "rejected", "dead_letters")
+_FACTS = (
+    "run_id",
+    "status",
+    "strategy",
+    "full_scan",
+    "started_at",
+    "finished_at",
+    "rows_read",
+    "odata_requests",
+    "created",
+    "updated",
+    "deleted",
+    "reason",
+    "detail",
+)
+_TIMESTAMP = UtcDateTime()
+_STATE_DATES = tuple(
+    i for i, name in enumerate(STATE_FIELDS) if isinstance(sync_state.c[name].type, UtcDateTime)
+)
+_STATE_BOOLS = tuple(i for i, name in enumerate(STATE_FIELDS) if isinstance(sync_state.c[name].type, Boolean))
+
+
+class _Statements:
+    """The write path's statements, compiled once per store for its dialect."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.events = insert_statement(dialect, events, _EVENT_COLUMNS, skip_conflicts_on="event_id")
+        self.duplicates = insert_statement(dialect, events, _EVENT_COLUMNS)
+        self.event_values = self.events.getter()
+        self.sync_state = upsert_statement(dialect, sync_state, STATE_FIELDS, keys=_STATE_KEYS)
+        self.state_values = operator.attrgetter(*self.sync_state.columns)
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        # Raw SQL (values bound, names the table's own): the rows are read for nearly every record, and
+        # SQLAlchemy's per-value result processing cost more than the query.
+        columns = ", ".join(STATE_FIELDS)
+        self.load_states = f"SELECT {columns} FROM sync_state WHERE connection_id = {mark} AND customer IN "  # noqa: S608
+        self.mark = mark
+        self.customers = upsert_statement(
+            dialect,
+            customers,
+            tuple(c.name for c in customers.c),
+            keys=("connection_id", "customer"),
+            set_={
+                name: (lambda excluded, name=name: excluded[name])
+                for name in ("last_change", "deleted", "row_hash", "change_id", "changed_at")
+            },
+        )
+        set_: dict[str, Any] = {
+            name: (lambda excluded, name=name: runs.c[name] + excluded[name]) for name in _COUNTERS
+        }
+        set_["kind"] = lambda excluded: func.coalesce(runs.c.kind, excluded.kind)
+        set_["connection_id"] = lambda excluded: func.coalesce(runs.c.connection_id, excluded.connection_id)
+        set_["first_event_at"] = lambda excluded: case(
+            (runs.c.first_event_at.is_(None), excluded.first_event_at),
+            (excluded.first_event_at < runs.c.first_event_at, excluded.first_event_at),
+            else_=runs.c.first_event_at,
+        )
+        set_["last_event_at"] = lambda excluded: case(
+            (runs.c.last_event_at.is_(None), excluded.last_event_at),
+            (excluded.last_event_at > runs.c.last_event_at, excluded.last_event_at),
+            else_=runs.c.last_event_at,
+        )
+        tally_columns = ("run_id", "kind", "connection_id", "first_event_at", "last_event_at", *_COUNTERS)
+        self.run_tallies = upsert_statement(dialect, runs, tally_columns, keys=("run_id",), set_=set_)
+        # The tallies create the run's row; the facts fill in what the poller said about it.
+        self.run_facts = upsert_statement(
+            dialect,
+            runs,
+            _COUNTERS + _FACTS,
+            keys=("run_id",),
+            set_={name: (lambda excluded, name=name: excluded[name]) for name in _FACTS[1:]},
+        )
+        self.positions = upsert_statement(
+            dialect,
+            positions,
+            ("topic", "kafka_partition", "kafka_offset", "updated_at"),
+            keys=("topic", "kafka_partition"),
+        )
+
+
 class AuditStore:
     """The audit database: ``append`` batches of consumed records, read ``positions`` back.
 
@@ -78,6 +172,12 @@ class AuditStore:
         self.engine = engine
         self.namespace = namespace
         self._writer = engine.execution_options(**WRITE)
+        self._compiled: _Statements | None = None
+
+    def _statements(self, conn: Connection) -> _Statements:
+        if self._compiled is None or self._compiled.dialect is not conn.dialect:
+            self._compiled = _Statements(conn.dialect)
+        return self._compiled
 
     @classmethod
     def open(cls, url: str, *, namespace: str = "", create: bool = True) -> AuditStore:
@@ -157,14 +257,12 @@ class AuditStore:
         self._update_customers(conn, fresh)
         self._update_runs(conn, fresh)
         now = utcnow()
-        upsert(
+        self._statements(conn).positions.run_mappings(
             conn,
-            positions,
             [
                 {"topic": t, "kafka_partition": p, "kafka_offset": o, "updated_at": now}
                 for (t, p), o in sorted(result.positions.items())
             ],
-            keys=("topic", "kafka_partition"),
         )
         for item in fresh:
             kind = item.row["kind"]
@@ -190,13 +288,15 @@ class AuditStore:
                 duplicates += 1
             elif event_id is not None:
                 seen.add(event_id)
-        written = insert_many(conn, events, [p.row for p in fresh], skip_conflicts_on="event_id")
+        sql = self._statements(conn)
+        values = sql.event_values
+        written = sql.events.run(conn, [values(p.row) for p in fresh])
         if written == len(fresh):
             return duplicates
         skipped = self._skipped(conn, fresh)
         for item in skipped:
             _as_duplicate(item)
-        insert_many(conn, events, [p.row for p in skipped])
+        sql.duplicates.run_mappings(conn, [p.row for p in skipped])
         log.warning("records repeating a stored event id kept as duplicates", extra={"count": len(skipped)})
         return duplicates + len(skipped)
 
@@ -229,18 +329,11 @@ class AuditStore:
             wanted.setdefault(event.connection_id, set()).add(event.__dict__["customer"])
         if not wanted:
             return
-        states: CustomerStates = {}
-        for connection_id, codes in wanted.items():
-            for chunk in _chunks(sorted(codes)):
-                query = select(sync_state).where(
-                    and_(sync_state.c.connection_id == connection_id, sync_state.c.customer.in_(chunk))
-                )
-                for row in conn.execute(query).mappings():
-                    state = SyncState.from_row(dict(row))
-                    states.setdefault((state.connection_id, state.customer), {})[state.audience_id] = state
+        sql = self._statements(conn)
+        states = self._load_states(conn, sql, wanted)
         changed, deleted = apply_events(states, changes)
-        rows = [states[(c, k)][a].as_row() for c, k, a in sorted(changed)]
-        upsert(conn, sync_state, rows, keys=("connection_id", "customer", "audience_id"))
+        values = sql.state_values
+        sql.sync_state.run(conn, [values(states[(c, k)][a]) for c, k, a in sorted(changed)])
         if deleted:
             conn.execute(
                 delete(sync_state).where(
@@ -253,48 +346,33 @@ class AuditStore:
                 [{"c": c, "k": k, "a": a} for c, k, a in sorted(deleted)],
             )
 
+    def _load_states(self, conn: Connection, sql: _Statements, wanted: dict[str, set[str]]) -> CustomerStates:
+        """Every stored ``sync_state`` row of the wanted customers."""
+        states: CustomerStates = {}
+        to_time = _TIMESTAMP.process_result_value
+        for connection_id, codes in wanted.items():
+            for chunk in _chunks(sorted(codes)):
+                query = sql.load_states + "(" + ", ".join([sql.mark] * len(chunk)) + ")"
+                for raw in conn.exec_driver_sql(query, (connection_id, *chunk)):
+                    values = list(raw)
+                    for i in _STATE_DATES:
+                        values[i] = to_time(values[i], conn.dialect)
+                    for i in _STATE_BOOLS:
+                        values[i] = bool(values[i])
+                    state = SyncState(*values)
+                    states.setdefault((state.connection_id, state.customer), {})[state.audience_id] = state
+        return states
+
     def _update_customers(self, conn: Connection, fresh: list[Projected]) -> None:
         rows = customer_rows(p.event for p in fresh if p.event is not None)
-        upsert(
-            conn,
-            customers,
-            rows,
-            keys=("connection_id", "customer"),
-            set_={
-                name: (lambda excluded, name=name: excluded[name])
-                for name in ("last_change", "deleted", "row_hash", "change_id", "changed_at")
-            },
-        )
+        self._statements(conn).customers.run_mappings(conn, rows)
 
     def _update_runs(self, conn: Connection, fresh: list[Projected]) -> None:
+        sql = self._statements(conn)
         tallies = run_tallies(fresh)
-        if tallies:
-            counters = ("changes", "commands", "synced", "failed", "rejected", "dead_letters")
-            set_: dict[str, Any] = {
-                name: (lambda excluded, name=name: runs.c[name] + excluded[name]) for name in counters
-            }
-            set_["kind"] = lambda excluded: func.coalesce(runs.c.kind, excluded.kind)
-            set_["connection_id"] = lambda excluded: func.coalesce(
-                runs.c.connection_id, excluded.connection_id
-            )
-            set_["first_event_at"] = lambda excluded: case(
-                (runs.c.first_event_at.is_(None), excluded.first_event_at),
-                (excluded.first_event_at < runs.c.first_event_at, excluded.first_event_at),
-                else_=runs.c.first_event_at,
-            )
-            set_["last_event_at"] = lambda excluded: case(
-                (runs.c.last_event_at.is_(None), excluded.last_event_at),
-                (excluded.last_event_at > runs.c.last_event_at, excluded.last_event_at),
-                else_=runs.c.last_event_at,
-            )
-            upsert(conn, runs, [t.as_row() for t in tallies.values()], keys=("run_id",), set_=set_)
+        sql.run_tallies.run_mappings(conn, [t.as_row() for t in tallies.values()])
         facts = run_facts(p.event for p in fresh if p.event is not None)
-        if facts:
-            # The tallies above created the run's row; fill in what the poller said about it.
-            columns = [name for name in facts[0] if name != "run_id"]
-            rows = [{**_ZERO_COUNTERS, **fact} for fact in facts]
-            set_ = {name: (lambda excluded, name=name: excluded[name]) for name in columns}
-            upsert(conn, runs, rows, keys=("run_id",), set_=set_)
+        sql.run_facts.run_mappings(conn, [{**_ZERO_COUNTERS, **fact} for fact in facts])
 
 
 def _as_duplicate(item: Projected) -> None:

@@ -29,7 +29,7 @@ from shared.events import CustomerRejected, Event, MailchimpMemberUpsert, Member
 
 from .schema import ALL_AUDIENCES
 
-__all__ = ["STATUSES", "CustomerStates", "StateKey", "SyncState", "apply_events", "derive"]
+__all__ = ["FIELDS", "STATUSES", "CustomerStates", "StateKey", "SyncState", "apply_events", "derive"]
 
 STATUSES = ("in_sync", "pending", "failed", "rejected", "excluded")
 _FAILED_OUTCOMES = ("failed", "dead_lettered")
@@ -75,11 +75,11 @@ class SyncState:
         return (self.connection_id, self.customer, self.audience_id)
 
     def as_row(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _FIELDS}
+        return {name: getattr(self, name) for name in FIELDS}
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> SyncState:
-        return cls(**{name: row[name] for name in _FIELDS})
+        return cls(**{name: row[name] for name in FIELDS})
 
     def touch(self, at: datetime) -> None:
         if at > self.updated_at:
@@ -92,7 +92,8 @@ class SyncState:
         self.rejection_detail = other.rejection_detail
 
 
-_FIELDS = tuple(f.name for f in fields(SyncState))
+FIELDS = tuple(f.name for f in fields(SyncState))
+"""The ``sync_state`` columns, in ``SyncState`` field order."""
 
 
 def derive(state: SyncState) -> None:
