@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from services.poller.change_detection import KnownHashes
 from shared.codec import DecodeError, decode_as
 from shared.events import PollCheckpoint
-from shared.kafka import Output, make_consumer, read_table
+from shared.kafka import Output, make_consumer, read_table, send_outputs, settle
 from shared.metrics import RECORDS_PRODUCED
 from shared.settings import KafkaSettings
 from shared.topics import CUSTOMER_SNAPSHOT, POLL_CHECKPOINT
@@ -133,12 +133,7 @@ class KafkaCommitter:
             return
         async with self._lock:
             async with self.producer.transaction():
-                futures = [
-                    await self.producer.send(
-                        self.settings.topic(o.topic), o.value, key=o.key, headers=list(o.headers)
-                    )
-                    for o in outputs
-                ]
-            await asyncio.gather(*futures)
+                futures = await send_outputs(self.producer, self.settings, outputs)
+            await settle(futures)
         for topic, count in Counter(o.topic for o in outputs).items():
             RECORDS_PRODUCED.labels("poller", topic).inc(count)
