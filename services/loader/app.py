@@ -84,6 +84,8 @@ class LoaderService:
             self.handler,
             self.service.instance_id,
             depth=settings.pipeline_depth,
+            max_depth=settings.max_pipeline_depth,
+            hungry=self._hungry,
             max_batch=settings.max_batch,
             on_assigned=self._on_assigned,
             on_revoked=self._on_revoked,
@@ -92,10 +94,17 @@ class LoaderService:
                 "fetch_max_bytes": max(52_428_800, settings.max_partition_fetch_bytes),
             },
         )
+        processor = self._processor
+        self.handler.backlog = lambda: processor.backlog
         self._admin = make_admin(self.kafka, f"mlc-{self.name}-{self.service.instance_id}-admin")
         await self._admin.start()
         await self.processor.start()
         self._started = True
+
+    def _hungry(self) -> bool:
+        """A connection slot is free and nothing waits for it: another batch could use it now."""
+        limiters = self.limiters.limiters()
+        return not limiters or any(limiter.spare > 0 for limiter in limiters)
 
     async def run(self, stop: asyncio.Event) -> None:
         refresher = asyncio.create_task(self._refresh_forever(stop), name="loader-group-size")

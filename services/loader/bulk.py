@@ -49,17 +49,19 @@ class BulkAnswer:
     response: dict[str, Any] | None = None
 
 
-def chunk_sizes(total: int, max_members: int, slots: int) -> list[int]:
+def chunk_sizes(total: int, max_members: int, slots: int, *, spread: bool = True) -> list[int]:
     """Split ``total`` members into near-equal calls of at most ``max_members``.
 
-    A backlog too small to give every connection slot a full call is spread over the slots (in calls
-    of at least MIN_CHUNK), so it finishes in one round; a larger one uses full calls, which cost
-    Mailchimp the least per member. The pipelined processor keeps the slots busy between batches.
+    With ``spread`` (nothing else waiting: no backlog behind this batch, no call in flight), members too
+    few to give every connection slot a full call are spread over the slots, in calls of at least
+    MIN_CHUNK, so they finish in one round. Otherwise full calls are used: a call costs about the same
+    time whatever its size, so under a backlog small calls would waste connection time, and the calls
+    of later batches keep the slots busy anyway.
     """
     if total <= 0:
         return []
     calls = math.ceil(total / max_members)
-    if calls < slots:
+    if spread and calls < slots:
         calls = max(calls, min(slots, total // MIN_CHUNK))
     base, extra = divmod(total, calls)
     return [base + (1 if i < extra else 0) for i in range(calls)]

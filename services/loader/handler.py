@@ -19,7 +19,7 @@ import asyncio
 import functools
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -91,6 +91,8 @@ class CommandHandler:
         self.group_id = group_id
         self.sync = MemberSync(settings.inline_tags, settings.outage_retry)
         self._tails: dict[bytes, asyncio.Future[None]] = {}
+        #: Records waiting behind the batch being handled (set by the processor; 0 when unknown).
+        self.backlog: Callable[[], int] = lambda: 0
 
     async def __call__(self, records: Sequence[Record]) -> list[Output]:
         jobs = [self._prepare(rec) for rec in records]
@@ -175,8 +177,15 @@ class CommandHandler:
                 continue
             client = eligible[0].first.client
             assert client is not None
+            limiter = client.limiter
+            # Spread a small batch over the slots only when nothing else wants them: then it finishes in
+            # one round; under a backlog, full calls move the most members per connection second.
+            idle = limiter.in_flight == 0 and len(eligible) + self.backlog() < limiter.limit * (
+                self.settings.bulk_max_members
+            )
             start = 0
-            for size in chunk_sizes(len(eligible), self.settings.bulk_max_members, client.limiter.limit):
+            sizes = chunk_sizes(len(eligible), self.settings.bulk_max_members, limiter.limit, spread=idle)
+            for size in sizes:
                 part = eligible[start : start + size]
                 start += size
                 group.create_task(self._bulk(group, client, list_id, part))

@@ -91,6 +91,11 @@ class AdaptiveLimiter:
         return self._in_flight
 
     @property
+    def spare(self) -> int:
+        """Slots neither in use nor promised to a waiter."""
+        return max(0, self.limit - self._in_flight - len(self._waiters))
+
+    @property
     def ceiling(self) -> int:
         return self._ceiling
 

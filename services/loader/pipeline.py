@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError, ProducerFenced
 
 from shared.codec import DecodeError
-from shared.kafka import Output, dead_letter, make_consumer, make_producer, report_lag
+from shared.kafka import Output, dead_letter, make_consumer, make_producer, report_lag, send_outputs, settle
 from shared.metrics import (
     BATCH_SECONDS,
     DEAD_LETTERS,
@@ -101,6 +101,8 @@ class PipelinedProcessor:
         instance_id: str,
         *,
         depth: int = 2,
+        max_depth: int | None = None,
+        hungry: Callable[[], bool] | None = None,
         max_batch: int = 1000,
         on_assigned: PartitionsHook | None = None,
         on_revoked: PartitionsHook | None = None,
@@ -114,6 +116,10 @@ class PipelinedProcessor:
         self.topics = list(topics)
         self.handler = handler
         self.depth = max(1, depth)
+        #: Beyond ``depth``, more batches are started (up to ``max_depth``) while ``hungry()`` says the
+        #: handler has idle capacity: small batches then still fill every connection slot.
+        self.max_depth = max(self.depth, max_depth or self.depth)
+        self.hungry = hungry or (lambda: False)
         self.max_batch = max_batch
         self.on_assigned = on_assigned
         self.on_revoked = on_revoked
@@ -136,6 +142,8 @@ class PipelinedProcessor:
         #: Bumped on every rebalance: records whose fetch spanned one are consumed again (``_refetch``).
         self._generation = 0
         self._failed = False
+        #: Records in the assigned partitions not yet handed to the handler (as of the last fetch).
+        self.backlog = 0
 
     async def start(self) -> None:
         await self.producer.start()
@@ -154,7 +162,7 @@ class PipelinedProcessor:
         while not stop.is_set():
             records: list[Record] = []
             generation = self._generation
-            if len(self._inflight) < self.depth:
+            if self._may_start():
                 # With a batch in flight this also paces the loop: it returns within 20 ms.
                 batches = await self.consumer.getmany(
                     timeout_ms=20 if self._inflight else 500, max_records=self.max_batch
@@ -162,6 +170,7 @@ class PipelinedProcessor:
                 records = [
                     r for tp in sorted(batches, key=lambda t: (t.topic, t.partition)) for r in batches[tp]
                 ]
+                self.backlog = await self._backlog()
             failed = False
             async with self._lock:
                 if records and generation != self._generation:
@@ -183,10 +192,35 @@ class PipelinedProcessor:
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
                 backoff = min(backoff * 2, self.max_retry_backoff)
             elif len(self._inflight) >= self.depth and not self._inflight[0].task.done():
-                await asyncio.wait({self._inflight[0].task})
+                # Past the base depth, look again soon: capacity may free up before the head finishes.
+                timeout = 0.1 if len(self._inflight) < self.max_depth else None
+                await asyncio.wait({self._inflight[0].task}, timeout=timeout)
             await report_lag(self.consumer, self.group_id, self.settings.namespace)
         async with self._lock:
             await self._drain()
+
+    def _may_start(self) -> bool:
+        """Whether to fetch and start another batch now."""
+        n = len(self._inflight)
+        if n < self.depth:
+            return True
+        # Extra batches only while the records in flight stay within what ``depth`` full batches hold:
+        # what a crash makes the next instance re-apply is no larger than without them.
+        held = sum(len(b.records) for b in self._inflight)
+        return n < self.max_depth and held < self.depth * self.max_batch and self.hungry()
+
+    async def _backlog(self) -> int:
+        """Records after the consumer's position up to the last stable offset, over the assignment."""
+        total = 0
+        for tp in self.consumer.assignment():
+            end = self.consumer.last_stable_offset(tp)
+            if end is None:
+                continue
+            try:
+                total += max(0, end - await self.consumer.position(tp))
+            except Exception:  # noqa: S112 - a partition being revoked right now
+                continue
+        return total
 
     async def _refetch(self, records: list[Record]) -> None:
         """Records fetched across a rebalance: consume their partitions again from the committed offsets.
@@ -300,15 +334,10 @@ class PipelinedProcessor:
     async def _commit(self, batch: _Batch, outputs: list[Output]) -> None:
         offsets = batch.next_offsets()
         async with self.producer.transaction():
-            futures = [
-                await self.producer.send(
-                    self.settings.topic(o.topic), o.value, key=o.key, headers=list(o.headers)
-                )
-                for o in outputs
-            ]
+            futures = await send_outputs(self.producer, self.settings, outputs)
             await self.producer.send_offsets_to_transaction(offsets, self.group_id)
         if futures:
-            await asyncio.gather(*futures)
+            await settle(futures)
         for topic, count in Counter(r.topic for r in batch.records).items():
             RECORDS_CONSUMED.labels(self.service, topic.removeprefix(self.settings.namespace)).inc(count)
         for topic, count in Counter(o.topic for o in outputs).items():

@@ -19,6 +19,10 @@ class LoaderSettings(BaseSettings):
     #: Consumed batches processed at once. 2 keeps every connection slot busy across batch boundaries
     #: (the next batch starts while the previous one finishes and commits); 1 is strictly one by one.
     pipeline_depth: int = Field(default=2, ge=1, le=4)
+    #: More consumed batches are started, up to this many in flight, while a connection slot is idle
+    #: (small batches, e.g. while the upstream stages are still catching up, would otherwise leave
+    #: slots unused). The records in flight never exceed ``pipeline_depth`` x ``max_batch``.
+    max_pipeline_depth: int = Field(default=6, ge=1, le=16)
     #: Largest fetch per partition, so one poll can actually return ``max_batch`` commands.
     max_partition_fetch_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
 

@@ -156,6 +156,13 @@ def test_a_large_backlog_uses_full_calls() -> None:
     assert chunk_sizes(4600, 500, 4) == [460] * 10
 
 
+def test_without_spreading_a_small_batch_goes_in_as_few_calls_as_possible() -> None:
+    # Work waiting behind the batch (or calls in flight) means the slots will be busy anyway.
+    assert chunk_sizes(1700, 500, 9, spread=False) == [425] * 4
+    assert chunk_sizes(450, 500, 9, spread=False) == [450]
+    assert chunk_sizes(450, 500, 9, spread=True) == [50] * 9
+
+
 def test_batch_answers_are_mapped_back_to_commands_by_lower_cased_address() -> None:
     commands = [
         command("C1", "New@Example.com"),
