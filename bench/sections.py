@@ -134,9 +134,18 @@ def _ceiling(doc: dict[str, Any]) -> list[str]:
     out = [
         f"{p['customers']:,} customers; Mailchimp latency {lat['batch_members']:.0f} ms per batch call, "
         f"{lat['member_put']:.0f} ms per member PUT; {p['max_connections']} connections per key. "
-        f"Ceiling {s['ceiling_members_per_second']:,.0f} members/s.",
+        f"Ceiling {s['ceiling_members_per_second']:,.0f} members/s. The ideal is the valid members "
+        "(commands) at the ceiling; customers rejected by the mapper (no or invalid email) never reach "
+        "Mailchimp.",
         "",
     ]
+    env = p.get("loader_env")
+    if env:
+        out += [
+            "Loader settings: " + ", ".join(f"`{k}={v}`" for k, v in env.items()) + " (the default keeps one "
+            "connection spare for other clients of the key).",
+            "",
+        ]
     out += table(
         ["Figure", "Value"],
         [
@@ -146,6 +155,9 @@ def _ceiling(doc: dict[str, Any]) -> list[str]:
             ["members/s", s["members_per_second"]],
             ["first to last Mailchimp request (s)", s["mailchimp_window_seconds"]],
             ["Mailchimp calls", s["mailchimp_calls"]],
+            ["members per call", s.get("members_per_call", "-")],
+            ["mapper done (s): the loader cannot finish earlier", s.get("mapper_seconds", "-")],
+            ["bound in the issue: 1.2 x customers / ceiling (s)", s.get("customers_bound_seconds", "-")],
             ["429 answers", s["status_429"]],
             ["highest concurrent connections", s["max_concurrency"]],
         ],
