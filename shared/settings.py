@@ -96,6 +96,10 @@ class ServiceSettings(BaseSettings):
     #: its previous incarnation. Must differ between processes running side by side.
     instance_id: str = Field(default_factory=socket.gethostname, pattern=r"^[A-Za-z0-9_.-]+$")
     connections_file: Path = Path("connections.yaml")
+    #: Allocations between young-generation garbage collections once the service has started
+    #: (CPython's default is 700; 0 leaves the collector as CPython configures it; unset: the
+    #: service's own default, see ``shared.runtime.GC_YOUNG_THRESHOLDS`` and ADR 4).
+    gc_young_threshold: int | None = Field(default=None, ge=0)
 
 
 DEFAULT_PORTS = {"poller": 9101, "mapper": 9102, "loader": 9103, "audit": 9104}
