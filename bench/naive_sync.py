@@ -1,7 +1,7 @@
 """The naive sync the connector is compared with: what a cron job (or a manual export and import)
 amounts to.
 
-Every run reads every customer from SYSPRO OData (Basic auth, following ``@odata.nextLink``) and PUTs
+Every run reads every customer from SYSPRO OData (Basic auth, ``$top``/``$skip`` pages) and PUTs
 every one with an email to Mailchimp (``status_if_new: subscribed``, about ten at a time), keeping no
 state between runs. It is deliberately straightforward, not deliberately bad: it pages, it reuses
 connections, it stays under the connection limit and it backs off on 429. It does not batch, diff or
@@ -60,16 +60,18 @@ def _names(contact: str, fallback: str) -> tuple[str, str]:
 async def _read_all(
     client: httpx.AsyncClient, odata_url: str, auth: httpx.BasicAuth, result: NaiveResult, page_size: int
 ) -> list[dict[str, Any]]:
+    # $top/$skip pages until an empty one: $top alone limits the whole result (no nextLink after it),
+    # and a server may cap a page below $top.
     rows: list[dict[str, Any]] = []
-    url: str | None = f"{odata_url}/ArCustomer?$select={_COLUMNS}&$orderby=Customer&$top={page_size}"
-    while url:
-        response = await client.get(url, auth=auth)
+    base = f"{odata_url}/ArCustomer?$select={_COLUMNS}&$orderby=Customer&$top={page_size}"
+    while True:
+        response = await client.get(f"{base}&$skip={len(rows)}", auth=auth)
         result.odata_requests += 1
         response.raise_for_status()
-        body = response.json()
-        rows.extend(body.get("value", []))
-        url = body.get("@odata.nextLink")
-    return rows
+        page = response.json().get("value", [])
+        if not page:
+            return rows
+        rows.extend(page)
 
 
 async def _put(
