@@ -34,6 +34,9 @@ def _context(doc: dict[str, Any]) -> str:
             f"; other work on the machine used {fmt(doc['foreign_cpu_cores'])} cores on average, "
             f"this benchmark {fmt(doc.get('own_cpu_cores'))}"
         )
+    commit = (doc.get("machine") or {}).get("git_commit")
+    if commit:
+        text += f"; code at `{commit}`"
     if doc.get("under_load"):
         text += " — **measured under load**"
     return text + "._"
@@ -91,12 +94,14 @@ def render(results: dict[str, dict[str, Any]], plot_name: str | None) -> str:
         lines.append("No results yet: run `make bench-quick`.")
         return "\n".join(lines) + "\n"
     m = any_doc["machine"]
+    commits = sorted({d["machine"].get("git_commit") for d in results.values() if d.get("machine")} - {None})
     lines += [
         "## Latest results",
         "",
         f"Machine: {m['cpu_model']}, {m['logical_cpus']} logical CPUs, {m['memory_gb']} GB RAM, "
-        f"{m['platform']}, Python {m['python']}; code at `{m['git_commit']}`"
-        f"{' (with uncommitted changes)' if m.get('git_dirty') else ''}.",
+        f"{m['platform']}, Python {m['python']}; code at "
+        + ", ".join(f"`{c}`" for c in commits)
+        + f"{' (with uncommitted changes)' if m.get('git_dirty') else ''} (each section names its own).",
         "",
     ]
     if any(d.get("under_load") for d in results.values()):
