@@ -117,10 +117,7 @@ def _outcome(event: Event) -> tuple[str | None, str | None, str | None]:
 
 
 def _event_row(rec: ConsumedRecord, event: Event, recorded_at: datetime) -> dict[str, Any]:
-    """The row of a decoded event, built in one go: this runs for nearly every record."""
-    values = event.__dict__
-    causation_id = event.causation_id
-    outcome, reason, detail = _outcome(event)
+    """The row of a decoded event: this runs for nearly every record."""
     return {
         "topic": rec.topic,
         "kafka_partition": rec.partition,
@@ -128,16 +125,7 @@ def _event_row(rec: ConsumedRecord, event: Event, recorded_at: datetime) -> dict
         "kind": "event",
         "event_id": str(event.event_id),
         "ref_event_id": None,
-        "event_type": event.event_type,
-        "connection_id": event.connection_id,
-        "customer": values.get("customer"),
-        "audience_id": values.get("audience_id"),
-        "occurred_at": event.occurred_at,
-        "causation_id": str(causation_id) if causation_id else None,
-        "correlation_id": str(event.correlation_id),
-        "outcome": outcome,
-        "reason": reason,
-        "detail": detail,
+        **_event_fields(event),
         "source_topic": None,
         # orjson accepted the bytes, so they are valid UTF-8 JSON: keep them exactly as sent.
         "payload": rec.value.decode() if rec.value is not None else None,

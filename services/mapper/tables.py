@@ -104,6 +104,18 @@ class _Store:
         self.conn.execute("PRAGMA temp_store=MEMORY")
         self.conn.executescript(_SCHEMA)
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One SQLite write transaction (the connection runs in autocommit mode otherwise)."""
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            raise
+
     def remove_files(self) -> None:
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
@@ -280,52 +292,45 @@ class MapperTables:
     def _flush(self) -> None:
         if not self._owner_buffer and not any(self._member_buffer.values()):
             return
-        sql = self._sql
         counts = self._member_counts
         owners_stored = self._owner_stored
-        sql.execute("BEGIN")
         try:
-            for partition, buffered in self._member_buffer.items():
-                if not buffered:
-                    continue
-                stored = self._member_stored[partition]
-                updates: list[tuple[bytes, int, str]] = []
-                inserts: list[tuple[int, str, bytes]] = []
-                for key, memory in buffered.items():
-                    state = encode_memory(memory)
-                    was = stored.get(key, _MISSING)
-                    if was is _MISSING:
+            with self._store.transaction() as sql:
+                for partition, buffered in self._member_buffer.items():
+                    if not buffered:
+                        continue
+                    updates: list[tuple[bytes, int, str]] = []
+                    inserts: list[tuple[int, str, bytes]] = []
+                    for key, memory in buffered.items():
+                        state = encode_memory(memory)
                         was = self._stored_state(partition, key)
-                    if was is None:
-                        inserts.append((partition, key, state))
-                    elif was != state:
-                        updates.append((state, partition, key))
-                sql.executemany("UPDATE members SET state = ? WHERE partition = ? AND key = ?", updates)
-                sql.executemany("INSERT INTO members VALUES (?, ?, ?)", inserts)
-                count = counts.get(partition)
-                if count is not None:
-                    counts[partition] = count + len(inserts)
-            deletes: list[tuple[str]] = []
-            owner_updates: list[tuple[str, str]] = []
-            owner_inserts: list[tuple[str, str]] = []
-            for key, customer in self._owner_buffer.items():
-                was = self._stored_owner(key)
-                if customer is _DELETED:
-                    if was is not None:
-                        deletes.append((key,))
-                elif was is None:
-                    owner_inserts.append((key, customer))
-                elif was != customer:
-                    owner_updates.append((customer, key))
-            sql.executemany("DELETE FROM owners WHERE key = ?", deletes)
-            sql.executemany("UPDATE owners SET customer = ? WHERE key = ?", owner_updates)
-            sql.executemany("INSERT INTO owners VALUES (?, ?)", owner_inserts)
-            if owners_stored is not None:
-                owners_stored += len(owner_inserts) - len(deletes)
-            sql.execute("COMMIT")
+                        if was is None:
+                            inserts.append((partition, key, state))
+                        elif was != state:
+                            updates.append((state, partition, key))
+                    sql.executemany("UPDATE members SET state = ? WHERE partition = ? AND key = ?", updates)
+                    sql.executemany("INSERT INTO members VALUES (?, ?, ?)", inserts)
+                    count = counts.get(partition)
+                    if count is not None:
+                        counts[partition] = count + len(inserts)
+                deletes: list[tuple[str]] = []
+                owner_updates: list[tuple[str, str]] = []
+                owner_inserts: list[tuple[str, str]] = []
+                for key, customer in self._owner_buffer.items():
+                    current = self._stored_owner(key)
+                    if customer is _DELETED:
+                        if current is not None:
+                            deletes.append((key,))
+                    elif current is None:
+                        owner_inserts.append((key, customer))
+                    elif current != customer:
+                        owner_updates.append((customer, key))
+                sql.executemany("DELETE FROM owners WHERE key = ?", deletes)
+                sql.executemany("UPDATE owners SET customer = ? WHERE key = ?", owner_updates)
+                sql.executemany("INSERT INTO owners VALUES (?, ?)", owner_inserts)
+                if owners_stored is not None:
+                    owners_stored += len(owner_inserts) - len(deletes)
         except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                sql.execute("ROLLBACK")
             self._member_counts = {p: None for p in counts}
             self._owner_stored = None
             raise
@@ -348,15 +353,8 @@ class MapperTables:
         memory = buffered.get(key)
         if memory is not None:
             return memory
-        row = self._cursor.execute(
-            "SELECT state FROM members WHERE partition = ? AND key = ?", (partition, key)
-        ).fetchone()
-        if row is None:
-            self._member_stored[partition][key] = None
-            return None
-        state: bytes = row[0]
-        self._member_stored[partition][key] = state
-        return decode_memory(state)
+        state = self._stored_state(partition, key)
+        return None if state is None else decode_memory(state)
 
     def _stored_state(self, partition: int, key: str) -> bytes | None:
         stored = self._member_stored[partition]
@@ -384,19 +382,13 @@ class MapperTables:
         ``states`` may be an iterable of ``(customer key, state)``, written as it is consumed, so that a
         restore never holds the whole partition decoded."""
         items = states.items() if isinstance(states, Mapping) else states
-        sql = self._sql
-        sql.execute("BEGIN")
         try:
-            sql.execute("DELETE FROM members WHERE partition = ?", (partition,))
-            sql.executemany(
-                "INSERT OR REPLACE INTO members VALUES (?, ?, ?)",
-                ((partition, key, encode_memory(memory)) for key, memory in items),
-            )
-            sql.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                sql.execute("ROLLBACK")
-            raise
+            with self._store.transaction() as sql:
+                sql.execute("DELETE FROM members WHERE partition = ?", (partition,))
+                sql.executemany(
+                    "INSERT OR REPLACE INTO members VALUES (?, ?, ?)",
+                    ((partition, key, encode_memory(memory)) for key, memory in items),
+                )
         finally:
             self._member_counts[partition] = None
         self._member_buffer[partition] = {}  # a new buffer: undo entries of the old one point nowhere
@@ -474,23 +466,17 @@ class MapperTables:
             self._owner_buffer[key] = _DELETED if customer is None else customer
         for key in self._owner_seen.keys() & latest.keys():
             self._owner_seen[key] = latest[key]
-        sql = self._sql
-        sql.execute("BEGIN")
         try:
-            sql.executemany(
-                "DELETE FROM owners WHERE key = ?",
-                ((k,) for k, customer in latest.items() if customer is None),
-            )
-            sql.executemany(
-                "INSERT INTO owners VALUES (?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET customer = excluded.customer",
-                ((k, customer) for k, customer in latest.items() if customer is not None),
-            )
-            sql.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                sql.execute("ROLLBACK")
-            raise
+            with self._store.transaction() as sql:
+                sql.executemany(
+                    "DELETE FROM owners WHERE key = ?",
+                    ((k,) for k, customer in latest.items() if customer is None),
+                )
+                sql.executemany(
+                    "INSERT INTO owners VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET customer = excluded.customer",
+                    ((k, customer) for k, customer in latest.items() if customer is not None),
+                )
         finally:
             self._owner_stored = None
 
