@@ -26,8 +26,10 @@ async def test_a_customers_commands_apply_in_order_across_overlapping_batches(
     kafka: KafkaSettings, tmp_path: Path
 ) -> None:
     files = write_loader_files(tmp_path)
-    # Version v of every customer, then version v+1 of every customer...: each batch holds one
-    # version, so a customer's next command is always in the batch after (running concurrently).
+    # Version v of every customer, then version v+1...: a fetch takes whole runs of a few partitions,
+    # so a customer's commands span batches that run concurrently. A fetch of 150 records holds at least
+    # 150 / VERSIONS > 37 distinct customers, so a batch-subscribe threshold of 10 always sends the new
+    # ones through batch subscribe (the default, 50, depends on how the partitions happen to fill).
     commands = [
         command(f"S{n}", f"s{n}@example.com", merge_fields={"FNAME": f"v{v}"}, tags_add=[f"t{v}"])
         for v in range(VERSIONS)
@@ -35,7 +37,9 @@ async def test_a_customers_commands_apply_in_order_across_overlapping_batches(
     ]
     with served_mailchimp(latency_ms={"member_put": 10, "batch_members": 300}) as mc:
         await produce_commands(kafka, commands)
-        service = loader_service(kafka, files, mc.api_base, max_batch=CUSTOMERS, pipeline_depth=2)
+        service = loader_service(
+            kafka, files, mc.api_base, max_batch=CUSTOMERS, pipeline_depth=2, bulk_min_members=10
+        )
         async with running(service):
             found = await wait_for_results(kafka, len(commands), timeout=120)
         members = {m["email_address"]: m for m in mc.sim.members(LIST_ID)}
