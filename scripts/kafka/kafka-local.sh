@@ -135,9 +135,12 @@ format_storage() {
   rm -rf "$DATA"
   mkdir -p "$DATA"
   # Cluster id in Kafka's usual form (16 random bytes, base64url, unpadded) without a JVM start for
-  # `StorageTool random-uuid`.
-  local cluster_id
-  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  # `StorageTool random-uuid`. Like Kafka's own generator, never one starting with '-': the format
+  # tool's option parser would take it for an option (1 start in 64 failed that way).
+  local cluster_id="-"
+  while [[ "$cluster_id" == -* ]]; do
+    cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+  done
   # The format tool runs for a second or two: a small serial-GC JVM starts faster than the broker's.
   # Its output (a full config dump) goes to format.log and is shown only when it fails.
   if ! "$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \

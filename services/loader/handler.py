@@ -34,6 +34,7 @@ from services.loader.upsert_request import (
     created_changes,
     failed_event,
     is_plain_upsert,
+    is_rename,
     member_view,
     missing_tags,
     synced_event,
@@ -59,6 +60,8 @@ class _Job:
     client: MailchimpClient | None = None
     result: Result | None = None
     undecodable: DecodeError | None = None
+    #: A later command of this customer in the batch renames the member away from this address.
+    renamed_later: bool = False
 
 
 @dataclass(eq=False)
@@ -76,6 +79,17 @@ class _Chain:
     @property
     def first(self) -> _Job:
         return self.jobs[0]
+
+
+def _mark_renamed_later(jobs: list[_Job]) -> None:
+    """Flag each of one customer's commands whose address a later command renames away from."""
+    leaving: set[tuple[str, str]] = set()
+    for job in reversed(jobs):
+        cmd = job.cmd
+        assert cmd is not None
+        job.renamed_later = (cmd.list_id, cmd.email_address.strip().lower()) in leaving
+        if is_rename(cmd):
+            leaving.add((cmd.list_id, (cmd.previous_email or "").strip().lower()))
 
 
 class _Interrupted(Exception):
@@ -123,6 +137,7 @@ class CommandHandler:
         loop = asyncio.get_running_loop()
         chains: list[_Chain] = []
         for key, chain_jobs in by_key.items():
+            _mark_renamed_later(chain_jobs)
             previous = self._tails.get(key)
             chain = _Chain(
                 chain_jobs, loop.create_future(), previous if previous and not previous.done() else None
@@ -160,7 +175,7 @@ class CommandHandler:
         for chain in chains:
             cmd, client = chain.first.cmd, chain.first.client
             assert cmd is not None and client is not None
-            if chain.after is None and is_plain_upsert(cmd):
+            if chain.after is None and is_plain_upsert(cmd) and not chain.first.renamed_later:
                 firsts.setdefault((client.target.key_id, cmd.list_id), []).append(chain)
         started: set[_Chain] = set()
         for (_, list_id), candidates in firsts.items():
@@ -260,7 +275,7 @@ class CommandHandler:
                     return await self.sync.after_batch(
                         client, cmd, kind, member_view(answer.doc or {}), tally
                     )
-            return await self.sync.apply(client, cmd, tally)
+            return await self.sync.apply(client, cmd, tally, renamed_later=job.renamed_later)
         except MailchimpUnavailable:
             raise
         except Exception as exc:

@@ -61,7 +61,14 @@ def _workload() -> tuple[list[MailchimpMemberUpsert], dict[str, Intended]]:
         state = intended[customer]
         new_email = f"renamed{n}@example.com"
         commands.append(
-            command(customer, new_email, previous_email=state.email, merge_fields={"FNAME": state.fname})
+            # Like the mapper's, a rename carries the member's whole state: its merge fields and tags.
+            command(
+                customer,
+                new_email,
+                previous_email=state.email,
+                merge_fields={"FNAME": state.fname},
+                tags_add=sorted(state.tags),
+            )
         )
         state.email = new_email
     for n in range(0, CUSTOMERS, 7):
