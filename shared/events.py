@@ -178,9 +178,7 @@ class MailchimpMemberUpsert(_CustomerEvent):
 
     The loader sends ``status_if_new`` only, never ``status`` on an existing member, except for
     ``action="unsubscribe"``. ``previous_email`` set means a rename: update the member found at the
-    old address's hash. A rename carries the member's whole state (every merge field, every tag it
-    should have in ``tags_add``): the loader may skip creating the old address when a later command
-    in the same batch renames away from it, and then the rename alone must create the member right.
+    old address's hash.
     """
 
     event_type: Literal["MailchimpMemberUpsert"] = "MailchimpMemberUpsert"

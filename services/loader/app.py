@@ -86,6 +86,7 @@ class LoaderService:
             depth=settings.pipeline_depth,
             max_depth=settings.max_pipeline_depth,
             hungry=self._hungry,
+            split=self.handler.split,
             max_batch=settings.max_batch,
             on_assigned=self._on_assigned,
             on_revoked=self._on_revoked,
@@ -96,6 +97,8 @@ class LoaderService:
         )
         processor = self._processor
         self.handler.backlog = lambda: processor.backlog
+        self.handler.committed_offset = processor.committed_offset
+        self.handler.wait_committed = processor.wait_committed
         self._admin = make_admin(self.kafka, f"mlc-{self.name}-{self.service.instance_id}-admin")
         await self._admin.start()
         await self.processor.start()

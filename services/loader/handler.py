@@ -18,16 +18,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from aiokafka import TopicPartition
 
 from services.loader import errors
 from services.loader.bulk import BulkAnswer, chunk_sizes, subscribe_chunk
 from services.loader.mailchimp_client import MailchimpClient, MailchimpUnavailable
 from services.loader.member_sync import MemberSync, Tally
-from services.loader.metrics import FAILED, FRESHNESS, OUTAGES, SYNCED
+from services.loader.metrics import FAILED, FRESHNESS, OUTAGES, RENAMES_HELD, SYNCED
 from services.loader.settings import LoaderSettings
 from services.loader.targets import Targets, Unresolvable
 from services.loader.upsert_request import (
@@ -60,8 +63,6 @@ class _Job:
     client: MailchimpClient | None = None
     result: Result | None = None
     undecodable: DecodeError | None = None
-    #: A later command of this customer in the batch renames the member away from this address.
-    renamed_later: bool = False
 
 
 @dataclass(eq=False)
@@ -75,21 +76,27 @@ class _Chain:
     jobs: list[_Job]
     done: asyncio.Future[None]
     after: asyncio.Future[None] | None = None
+    #: Offset of this customer's last command in an earlier batch (which may not be committed yet).
+    before: int | None = None
 
     @property
     def first(self) -> _Job:
         return self.jobs[0]
 
 
-def _mark_renamed_later(jobs: list[_Job]) -> None:
-    """Flag each of one customer's commands whose address a later command renames away from."""
-    leaving: set[tuple[str, str]] = set()
-    for job in reversed(jobs):
-        cmd = job.cmd
-        assert cmd is not None
-        job.renamed_later = (cmd.list_id, cmd.email_address.strip().lower()) in leaving
-        if is_rename(cmd):
-            leaving.add((cmd.list_id, (cmd.previous_email or "").strip().lower()))
+#: In an encoded command without a rename (checked before decoding, which costs more).
+_NOT_A_RENAME = b'"previous_email":null'
+
+
+def _is_rename_record(rec: Record) -> bool:
+    try:
+        return is_rename(decode_as(rec.value, MailchimpMemberUpsert))
+    except DecodeError:
+        return False
+
+
+async def _committed_already(tp: TopicPartition, offset: int) -> None:
+    return None
 
 
 class _Interrupted(Exception):
@@ -105,8 +112,39 @@ class CommandHandler:
         self.group_id = group_id
         self.sync = MemberSync(settings.inline_tags, settings.outage_retry)
         self._tails: dict[bytes, asyncio.Future[None]] = {}
+        #: Per customer, the partition and offset of its last command handed to this handler, kept until
+        #: that offset is committed.
+        self._last: dict[bytes, tuple[TopicPartition, int]] = {}
         #: Records waiting behind the batch being handled (set by the processor; 0 when unknown).
         self.backlog: Callable[[], int] = lambda: 0
+        #: The next offset the processor committed for a partition, and a wait for a record's commit
+        #: (set by the pipelined processor; one batch at a time, everything before a batch is committed).
+        self.committed_offset: Callable[[TopicPartition], int] = lambda tp: sys.maxsize
+        self.wait_committed: Callable[[TopicPartition, int], Awaitable[None]] = _committed_already
+
+    @staticmethod
+    def split(records: Sequence[Record]) -> int | None:
+        """Where to cut ``records`` so that no rename follows an earlier command of its customer in the
+        same batch: the index of the first such rename, or None.
+
+        The processor starts the part from the cut only once everything before it is committed. A
+        creation and its rename both applied but uncommitted would, after a crash, be applied again,
+        possibly in other batches: the creation would find the old address absent (renamed) and
+        create it again, a member no customer calls for.
+        """
+        seen: set[bytes] = set()
+        for i, rec in enumerate(records):
+            key = rec.key or b""
+            if (
+                i
+                and key in seen
+                and rec.value is not None
+                and _NOT_A_RENAME not in rec.value
+                and _is_rename_record(rec)
+            ):
+                return i
+            seen.add(key)
+        return None
 
     async def __call__(self, records: Sequence[Record]) -> list[Output]:
         jobs = [self._prepare(rec) for rec in records]
@@ -134,13 +172,23 @@ class CommandHandler:
         for job in jobs:
             if job.cmd is not None and job.client is not None and job.result is None:
                 by_key.setdefault(job.record.key or job.cmd.key(), []).append(job)
+        committed = self.committed_offset
+        self._last = {k: v for k, v in self._last.items() if committed(v[0]) <= v[1]}
         loop = asyncio.get_running_loop()
         chains: list[_Chain] = []
         for key, chain_jobs in by_key.items():
-            _mark_renamed_later(chain_jobs)
             previous = self._tails.get(key)
+            first, last = chain_jobs[0].record, chain_jobs[-1].record
+            tp = TopicPartition(first.topic, first.partition)
+            before = self._last.get(key)
+            self._last[key] = (tp, last.offset)
             chain = _Chain(
-                chain_jobs, loop.create_future(), previous if previous and not previous.done() else None
+                chain_jobs,
+                loop.create_future(),
+                previous if previous and not previous.done() else None,
+                # A later offset is left from a batch abandoned and now consumed again: then nothing
+                # earlier is in flight.
+                before[1] if before is not None and before[0] == tp and before[1] < first.offset else None,
             )
             self._tails[key] = chain.done
             chain.done.add_done_callback(functools.partial(self._forget, key))
@@ -175,7 +223,7 @@ class CommandHandler:
         for chain in chains:
             cmd, client = chain.first.cmd, chain.first.client
             assert cmd is not None and client is not None
-            if chain.after is None and is_plain_upsert(cmd) and not chain.first.renamed_later:
+            if chain.after is None and is_plain_upsert(cmd):
                 firsts.setdefault((client.target.key_id, cmd.list_id), []).append(chain)
         started: set[_Chain] = set()
         for (_, list_id), candidates in firsts.items():
@@ -259,9 +307,26 @@ class CommandHandler:
             if chain.after.cancelled():
                 raise _Interrupted("an earlier batch with this customer's commands was abandoned")
         for job in jobs:
+            if chain.before is not None and job.cmd is not None and is_rename(job.cmd):
+                await self._after_commit(chain, job)
             job.result = await self._execute(job, answer)
             answer = None
         chain.done.set_result(None)
+
+    async def _after_commit(self, chain: _Chain, job: _Job) -> None:
+        """Hold a rename until this customer's commands from earlier batches are committed.
+
+        Otherwise a crash could leave both applied and uncommitted: re-applied, the earlier creation of
+        the old address would find it absent (renamed) and create it again, a member no customer calls
+        for. Within one batch the processor cuts the batch before such a rename (``split``). Renames are
+        rare, so the wait is too.
+        """
+        assert chain.before is not None
+        tp = TopicPartition(job.record.topic, job.record.partition)
+        if self.committed_offset(tp) <= chain.before:
+            RENAMES_HELD.inc()
+            await self.wait_committed(tp, chain.before)
+        chain.before = None
 
     async def _execute(self, job: _Job, answer: BulkAnswer | None) -> Result:
         cmd, client = job.cmd, job.client
@@ -275,7 +340,7 @@ class CommandHandler:
                     return await self.sync.after_batch(
                         client, cmd, kind, member_view(answer.doc or {}), tally
                     )
-            return await self.sync.apply(client, cmd, tally, renamed_later=job.renamed_later)
+            return await self.sync.apply(client, cmd, tally)
         except MailchimpUnavailable:
             raise
         except Exception as exc:

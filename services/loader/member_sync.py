@@ -12,9 +12,7 @@ Steps, in order:
    (404) or cleaned (cannot change address): carry on at the new address. The new address already a
    member: take the managed tags off the old member, leave it, and carry on with the existing one.
 2. the action at the new hash: ``upsert`` (PUT with ``status_if_new`` only), ``archive`` (DELETE,
-   except for an unsubscribed member, see ADR 0031) or ``unsubscribe`` (PATCH ``status``). An absent
-   member whose address a later command of the same batch renames away from is not created
-   (``renamed_later``): the later command creates it at the new address;
+   except for an unsubscribed member, see ADR 0031) or ``unsubscribe`` (PATCH ``status``);
 3. tags: one POST with the additions and removals the member actually needs.
 """
 
@@ -90,24 +88,12 @@ class MemberSync:
         self.outage_retry = outage_retry
 
     async def apply(
-        self,
-        client: MailchimpClient,
-        cmd: MailchimpMemberUpsert,
-        tally: Tally | None = None,
-        *,
-        renamed_later: bool = False,
+        self, client: MailchimpClient, cmd: MailchimpMemberUpsert, tally: Tally | None = None
     ) -> Result:
-        """The command's result; raises only :class:`MailchimpUnavailable` (an outage).
-
-        ``renamed_later``: a later command of the same customer, already consumed, renames the member
-        away from this command's address. An absent member is then not created: the later command
-        creates it at its new address. Creating it here would, when the commands are re-applied after
-        a crash (the rename already done in Mailchimp, neither committed), bring back a member at the
-        old address that no customer calls for.
-        """
+        """The command's result; raises only :class:`MailchimpUnavailable` (an outage)."""
         tally = tally or Tally()
         try:
-            return await self._apply(client, cmd, tally, renamed_later)
+            return await self._apply(client, cmd, tally)
         except (CallFailed, RetriesExhausted) as exc:
             return self.failed(cmd, exc, tally)
 
@@ -175,9 +161,7 @@ class MemberSync:
             tally.status = answer.doc["status"]
         return answer
 
-    async def _apply(
-        self, client: MailchimpClient, cmd: MailchimpMemberUpsert, tally: Tally, renamed_later: bool = False
-    ) -> Result:
+    async def _apply(self, client: MailchimpClient, cmd: MailchimpMemberUpsert, tally: Tally) -> Result:
         member_hash = subscriber_hash(cmd.email_address)
         renamed, member = await self._rename(client, cmd, tally) if is_rename(cmd) else (False, None)
         if member is None:
@@ -195,8 +179,6 @@ class MemberSync:
             return await self._archive(client, cmd, member, tally)
         if cmd.action == "unsubscribe":
             return await self._unsubscribe(client, cmd, member, renamed, tally)
-        if member is None and renamed_later:
-            return self._done(cmd, "unchanged", ABSENT, tally)
         return await self._upsert(client, cmd, member, renamed, tally)
 
     async def _rename(

@@ -75,6 +75,11 @@ OUTAGES = Counter(
     "mlc_loader_outage_retries_total",
     "Batches left uncommitted and retried later because Mailchimp answered nothing (an outage)",
 )
+RENAMES_HELD = Counter(
+    "mlc_loader_renames_held_total",
+    "Renames held until the customer's earlier commands were committed (a batch cut before the rename, "
+    "or a wait for an earlier batch)",
+)
 
 
 _GAUGES: dict[str, tuple[Gauge, Gauge]] = {}

@@ -24,13 +24,14 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 
+from services.loader.metrics import RENAMES_HELD
 from shared.codec import DecodeError
 from shared.kafka import Output, dead_letter, make_consumer, make_producer, report_lag, send_outputs, settle
 from shared.metrics import (
@@ -103,6 +104,7 @@ class PipelinedProcessor:
         depth: int = 2,
         max_depth: int | None = None,
         hungry: Callable[[], bool] | None = None,
+        split: Callable[[Sequence[Record]], int | None] | None = None,
         max_batch: int = 1000,
         on_assigned: PartitionsHook | None = None,
         on_revoked: PartitionsHook | None = None,
@@ -120,6 +122,9 @@ class PipelinedProcessor:
         #: handler has idle capacity: small batches then still fill every connection slot.
         self.max_depth = max(self.depth, max_depth or self.depth)
         self.hungry = hungry or (lambda: False)
+        #: Where to cut a fetched batch: the part from the cut is handled only once every earlier batch
+        #: is committed (the loader cuts before a rename that follows its customer's earlier command).
+        self.split = split or (lambda records: None)
         self.max_batch = max_batch
         self.on_assigned = on_assigned
         self.on_revoked = on_revoked
@@ -144,6 +149,11 @@ class PipelinedProcessor:
         self._failed = False
         #: Records in the assigned partitions not yet handed to the handler (as of the last fetch).
         self.backlog = 0
+        #: Per partition, the next offset this instance committed (``wait_committed`` watches it).
+        self._committed: dict[TopicPartition, int] = {}
+        self._commit_event = asyncio.Event()
+        #: Set while a batch cut by ``split`` waits: completes once that batch reached the handler.
+        self._gate: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         await self.producer.start()
@@ -199,6 +209,20 @@ class PipelinedProcessor:
         async with self._lock:
             await self._drain()
 
+    def committed_offset(self, tp: TopicPartition) -> int:
+        """The next offset of ``tp`` this instance committed (-1: none yet)."""
+        return self._committed.get(tp, -1)
+
+    async def wait_committed(self, tp: TopicPartition, offset: int) -> None:
+        """Return once the record at ``offset`` of ``tp`` is committed (by an earlier batch in flight).
+
+        Only a batch behind the one holding that record waits here; if that batch is abandoned, so is
+        the waiting one (its task is cancelled), so the wait never outlives the batches it depends on.
+        """
+        while self._committed.get(tp, -1) <= offset:
+            event = self._commit_event
+            await event.wait()
+
     def _may_start(self) -> bool:
         """Whether to fetch and start another batch now."""
         n = len(self._inflight)
@@ -239,9 +263,55 @@ class PipelinedProcessor:
     def _launch(self, records: list[Record]) -> None:
         assignment = self.consumer.assignment()
         records = [r for r in records if TopicPartition(r.topic, r.partition) in assignment]
-        if records:
-            task = asyncio.create_task(self._handle_isolating(records), name=f"{self.service}-batch")
-            self._inflight.append(_Batch(records, task))
+        # A part after a cut starts once everything before it is committed (see ``split``).
+        after_commit = False
+        while records:
+            cut = self.split(records)
+            part, records = (records[:cut], records[cut:]) if cut else (records, [])
+            self._start(part, after_commit=after_commit)
+            if cut:
+                RENAMES_HELD.inc()
+            after_commit = True
+
+    def _start(self, records: list[Record], *, after_commit: bool) -> None:
+        gate = self._gate if self._gate is not None and not self._gate.done() else None
+        work: Coroutine[Any, Any, list[Output]]
+        if after_commit:
+            entered = asyncio.get_running_loop().create_future()
+            work = self._handle_after(list(self._inflight), records, entered)
+            self._gate = entered
+        elif gate is not None:
+            work = self._handle_behind(gate, records)
+        else:
+            work = self._handle_isolating(records)
+        task = asyncio.create_task(work, name=f"{self.service}-batch")
+        self._inflight.append(_Batch(records, task))
+
+    async def _handle_after(
+        self, earlier: list[_Batch], records: list[Record], entered: asyncio.Future[None]
+    ) -> list[Output]:
+        """Handle ``records`` once every batch in ``earlier`` is committed (a cut made by ``split``).
+
+        ``entered`` completes when the handler has been called: batches launched meanwhile wait for it,
+        so that the handler still sees batches in consumption order (it chains each customer's commands
+        behind those of earlier batches when it is called).
+        """
+        try:
+            while any(batch in self._inflight for batch in earlier):
+                event = self._commit_event
+                await event.wait()
+            entered.set_result(None)
+            return await self._handle_isolating(records)
+        finally:
+            if not entered.done():
+                entered.cancel()
+
+    async def _handle_behind(self, gate: asyncio.Future[None], records: list[Record]) -> list[Output]:
+        """Handle ``records`` once the waiting batch before them has been handed to the handler."""
+        await asyncio.wait({gate})
+        if gate.cancelled():
+            raise Retryable("an earlier batch was abandoned before it started")
+        return await self._handle_isolating(records)
 
     async def _commit_finished(self) -> int:
         """Commit, in order, every batch at the head of the pipeline whose handler has finished."""
@@ -274,6 +344,9 @@ class PipelinedProcessor:
             await self._abandon(list(self._inflight))
             raise _Abandoned(type(exc).__name__) from exc
         self._inflight.popleft()
+        # Wakes ``wait_committed`` and batches cut by ``split``, now that the batch is out of flight.
+        self._commit_event.set()
+        self._commit_event = asyncio.Event()
 
     async def _abandon(self, batches: list[_Batch]) -> None:
         """Cancel ``batches`` and rewind the consumer to their first offsets."""
@@ -344,3 +417,5 @@ class PipelinedProcessor:
             RECORDS_PRODUCED.labels(self.service, topic).inc(count)
         self.batches += 1
         BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - batch.started)
+        for tp, offset in offsets.items():
+            self._committed[tp] = max(offset, self._committed.get(tp, -1))

@@ -1,19 +1,26 @@
-"""A creation followed, in the same batch, by a rename away from the created address: the loader
-creates the member only at the new address. This is what makes re-applying both after a crash safe:
-the rename already moved the member in Mailchimp, and creating the old address again would leave a
-member that no customer calls for (the audience check of the reliability suite caught it)."""
+"""A rename is applied only once its customer's earlier commands are committed.
+
+Otherwise a crash could leave a creation and its rename both applied and uncommitted; applied again
+(possibly split over other batches), the creation would find the old address absent (renamed) and
+create it again, a member that no customer calls for. The reliability suite's audience check and the
+loader's SIGKILL test caught exactly that. The loader therefore cuts a batch before a rename that
+follows its customer's earlier command, and starts the rest once everything before it is committed.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from services.loader.handler import CommandHandler
+from services.loader.metrics import RENAMES_HELD
+from shared.codec import encode
 from shared.events import MailchimpMemberUpsert, MemberSynced
 from shared.settings import KafkaSettings
+from shared.topics import MEMBER_UPSERT
 from tests.helpers import running
 from tests.loader.support import (
     LIST_ID,
-    Result,
     command,
     loader_service,
     produce_commands,
@@ -21,9 +28,31 @@ from tests.loader.support import (
     wait_for_results,
     write_loader_files,
 )
+from tests.mapper.factories import record
 
 RENAMED = 60
 PLAIN = 60
+
+
+def _records(commands: list[MailchimpMemberUpsert]) -> list[Any]:
+    return [record(encode(c), MEMBER_UPSERT.name, 0, i, c.key()) for i, c in enumerate(commands)]
+
+
+def test_split_cuts_before_a_rename_that_follows_its_customers_earlier_command() -> None:
+    split = CommandHandler.split
+    create_a = command("A", "a@example.com")
+    create_b = command("B", "b@example.com")
+    rename_a = command("A", "a2@example.com", previous_email="a@example.com")
+    rename_a_again = command("A", "a3@example.com", previous_email="a2@example.com")
+    update_b = command("B", "b@example.com", merge_fields={"FNAME": "B"})
+    assert split(_records([create_a, create_b, update_b])) is None
+    assert split(_records([create_a, create_b, rename_a, update_b])) == 2
+    # A rename first in its batch needs no cut (an earlier batch is waited for by the handler).
+    assert split(_records([rename_a, create_b, update_b])) is None
+    assert split(_records([rename_a, rename_a_again])) == 1
+    # The same address again, written differently, is not a rename.
+    same = command("A", "A@Example.com", previous_email="a@example.com")
+    assert split(_records([create_a, same])) is None
 
 
 def _commands() -> list[MailchimpMemberUpsert]:
@@ -48,62 +77,28 @@ def _commands() -> list[MailchimpMemberUpsert]:
     return creations + plain + renames
 
 
-async def _run(
-    kafka: KafkaSettings, tmp_path: Path, *, seeded: bool
-) -> tuple[dict[str, Any], dict[str, tuple[MailchimpMemberUpsert, Result]]]:
+async def test_creations_and_their_renames_in_one_fetch_are_applied_in_two_committed_steps(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
     files = write_loader_files(tmp_path)
     commands = _commands()
+    held_before = RENAMES_HELD._value.get()
     with served_mailchimp(latency_ms={"member_put": 5, "batch_members": 50}) as mc:
-        if seeded:
-            # What Mailchimp holds when a loader died after applying both commands, before committing:
-            # the member already moved to its second address.
-            for n in range(RENAMED):
-                mc.sim.seed_member(
-                    LIST_ID,
-                    f"second{n}@example.com",
-                    status="subscribed",
-                    merge_fields={"FNAME": f"R{n}"},
-                    tags=["customer"],
-                )
         await produce_commands(kafka, commands)
-        # A customer's commands share a partition, so a fetch brings its creation and rename together,
-        # as the first fetch after a restart does. Batch subscribe is offered for every batch (threshold
-        # 1): the creations renamed later must stay out of it.
+        # A customer's commands share a partition, so a fetch brings its creation and rename together.
         service = loader_service(kafka, files, mc.api_base, max_batch=len(commands) * 2, bulk_min_members=1)
         async with running(service):
             found = await wait_for_results(kafka, len(commands), timeout=120)
         members = {m["email_address"]: m for m in mc.sim.members(LIST_ID)}
         assert mc.throttled() == 0
-    by_command = {str(r.causation_id): r for r in found}
-    return members, {str(c.event_id): (c, by_command[str(c.event_id)]) for c in commands}
-
-
-async def test_a_creation_renamed_in_the_same_batch_creates_only_the_new_address(
-    kafka: KafkaSettings, tmp_path: Path
-) -> None:
-    members, results = await _run(kafka, tmp_path, seeded=False)
+    assert RENAMES_HELD._value.get() > held_before
     assert set(members) == {f"second{n}@example.com" for n in range(RENAMED)} | {
         f"plain{n}@example.com" for n in range(PLAIN)
     }
     assert all(m["status"] == "subscribed" for m in members.values())
-    outcomes: dict[str, tuple[str, str, str]] = {}
-    for cmd, result in results.values():
+    by_command = {str(r.causation_id): r for r in found}
+    for cmd in commands:
+        result = by_command[str(cmd.event_id)]
         assert isinstance(result, MemberSynced), result
-        outcomes[cmd.email_address] = (result.outcome, result.mailchimp_status, result.via)
-    for n in range(RENAMED):
-        assert outcomes[f"first{n}@example.com"] == ("unchanged", "absent", "member")
-        assert outcomes[f"second{n}@example.com"][:2] == ("created", "subscribed")
-    # The other new members of the batch still go through batch subscribe.
-    assert {outcomes[f"plain{n}@example.com"] for n in range(PLAIN)} == {("created", "subscribed", "batch")}
-
-
-async def test_replaying_a_creation_and_its_rename_does_not_bring_the_old_address_back(
-    kafka: KafkaSettings, tmp_path: Path
-) -> None:
-    members, results = await _run(kafka, tmp_path, seeded=True)
-    assert not {f"first{n}@example.com" for n in range(RENAMED)} & set(members)
-    assert len(members) == RENAMED + PLAIN
-    for cmd, result in results.values():
-        assert isinstance(result, MemberSynced), result
-        if cmd.previous_email:
-            assert (result.outcome, result.mailchimp_status) == ("unchanged", "subscribed")
+        expected = "renamed" if cmd.previous_email else "created"
+        assert (result.outcome, result.mailchimp_status) == (expected, "subscribed"), cmd
